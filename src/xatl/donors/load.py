@@ -1,0 +1,128 @@
+"""Load a donor from a local HF directory, a hub id (when a hub is reachable), a GGUF file, or a fetched asset.
+
+Config first (cheap), so an unsupported family is refused before any weights are read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import DonorLoadError
+from .registry import get_adapter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DonorSource:
+    """Where a donor lives. kind: "dir" | "gguf" | "hub"; path: directory or hub id; gguf_file: name in path."""
+
+    kind: str
+    path: str
+    gguf_file: str | None = None
+
+    @property
+    def kwargs(self) -> dict:
+        return {"gguf_file": self.gguf_file} if self.gguf_file else {}
+
+    def __str__(self) -> str:
+        return os.path.join(self.path, self.gguf_file) if self.gguf_file else self.path
+
+
+def resolve_source(source: str | os.PathLike) -> DonorSource:
+    """Classify ``source``: a directory with config.json, a .gguf file (or a directory holding exactly one),
+    the name of a fetched asset (``xatl fetch --list``), or else a hub id."""
+    p = Path(source).expanduser()
+    if p.is_file():
+        if p.suffix.lower() == ".gguf":
+            return DonorSource("gguf", str(p.parent), p.name)
+        raise DonorLoadError(f"donor {str(source)!r} is a file but not a .gguf; pass a model directory, a .gguf "
+                             "file or a hub id")
+    if p.is_dir():
+        if (p / "config.json").is_file():
+            return DonorSource("dir", str(p))
+        ggufs = sorted(p.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return DonorSource("gguf", str(p), ggufs[0].name)
+        raise DonorLoadError(f"donor directory {str(p)!r} holds no config.json"
+                             + (" and several .gguf files; pass one of them" if ggufs else
+                                "; pass a Hugging Face model directory, a .gguf file or a hub id"))
+    asset_dir = _fetched_asset_dir(str(source))
+    if asset_dir is not None:
+        return DonorSource("dir", str(asset_dir))
+    if str(source).startswith((".", "/", "~")) or str(source).count("/") > 1:   # a path, not an "org/name" id
+        raise DonorLoadError(f"donor path {str(source)!r} does not exist")
+    return DonorSource("hub", str(source))
+
+
+def _fetched_asset_dir(name: str) -> Path | None:
+    """The directory of a donor fetched with ``xatl fetch NAME``, if ``name`` is such an asset (else None)."""
+    try:
+        from ..assets import donor_asset_path
+    except ImportError:
+        return None
+    return donor_asset_path(name)
+
+
+def _wrap(source: DonorSource, what: str, err: Exception) -> DonorLoadError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if source.kind == "hub":
+        return DonorLoadError(f"could not load the {what} of {source.path!r} from the Hugging Face hub ({first}); "
+                              "the hub may be unreachable here: pass a local model directory or .gguf file")
+    return DonorLoadError(f"could not read the donor {what} at {str(source)!r} ({type(err).__name__}: {first}); "
+                          "the file may be truncated or corrupt: re-download or re-save the donor")
+
+
+def load_donor_config(source: str | os.PathLike | DonorSource):
+    """The donor's HF config; raises UnsupportedDonorError for an unsupported family."""
+    from transformers import AutoConfig
+
+    src = source if isinstance(source, DonorSource) else resolve_source(source)
+    try:
+        config = AutoConfig.from_pretrained(src.path, **src.kwargs)
+    except Exception as e:  # transformers raises OSError/ValueError/KeyError for unreadable configs
+        raise _wrap(src, "config", e) from e
+    get_adapter(config.model_type)
+    return config
+
+
+def load_donor(source: str | os.PathLike | DonorSource, dtype: torch.dtype = torch.float32):
+    """Load the donor causal LM (GGUF weights are dequantised to ``dtype``). Refuses unsupported families early."""
+    from transformers import AutoModelForCausalLM
+
+    src = source if isinstance(source, DonorSource) else resolve_source(source)
+    load_donor_config(src)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(src.path, dtype=dtype, **src.kwargs)
+    except Exception as e:
+        raise _wrap(src, "weights", e) from e
+    if src.kind == "gguf":
+        _drop_gguf_quantizer(model)
+    model.eval()
+    return model
+
+
+def _drop_gguf_quantizer(model) -> None:
+    """GGUF weights arrive dequantised; forget the quantizer so the model behaves (and saves) like any other."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def load_tokenizer(source: str | os.PathLike | DonorSource):
+    """The donor's tokenizer, or None (with a warning) when it has none."""
+    from transformers import AutoTokenizer
+
+    src = source if isinstance(source, DonorSource) else resolve_source(source)
+    try:
+        return AutoTokenizer.from_pretrained(src.path, **src.kwargs)
+    except Exception as e:
+        log.warning("donor %s has no loadable tokenizer (%s); the student is saved without one", src,
+                    str(e).splitlines()[0] if str(e) else type(e).__name__)
+        return None

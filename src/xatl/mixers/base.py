@@ -1,0 +1,143 @@
+"""The token-mixer interface. A new mixer slots in by subclassing `Mixer` and adding one line to
+``xatl.mixers.registry.MIXERS``; the student model, the cache and the transfer never change.
+
+A mixer maps (B, T, C) -> (B, T, C) and owns:
+
+* ``forward(x, ctx, state=None, use_cache=False) -> (y, new_state)``: the parallel/chunked form for training
+  and prefill (continuing from ``state`` when given), and the recurrent one-token step when ``T == 1`` and a
+  state is given. ``new_state`` is returned when ``use_cache``.
+* ``init_state(batch_size, device, dtype) -> State``: an empty state (mamba_ssm's ``allocate_inference_cache``).
+* ``transfer_slots() -> {"q"|"k"|"v"|"o": Slot | reason}``: where the donor's attention projections land.
+* ``_xatl_init(std)``: initialise the parameters/buffers it owns directly (not those of child modules).
+
+A state is a flat ``dict[str, Tensor]`` whose tensors all have the batch as dim 0, so caches can reorder
+(beam search) and measure it generically. For LCI mixers its size does not depend on the sequence length.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from ..models.configuration_xatl import XATLConfig
+
+State = dict[str, torch.Tensor]
+FORMS = ("chunked", "naive", "recurrent")
+
+
+@dataclass
+class MixerContext:
+    """What every mixer may read about the current forward call.
+
+    position_ids: (B, T) absolute positions of the current tokens.
+    rope: the donor's rotary (cos, sin), each (B, T, R) with R <= head_dim; None if the donor has no RoPE.
+    attention_mask: (B, S + T), 1 = token, 0 = padding, over the S cached and T current tokens; None = no padding.
+    """
+
+    position_ids: torch.Tensor
+    rope: tuple[torch.Tensor, torch.Tensor] | None = None
+    attention_mask: torch.Tensor | None = None
+
+    def current_mask(self, T: int) -> torch.Tensor | None:
+        """(B, T, 1) float mask of the current tokens (to zero padded keys/values), or None without padding."""
+        if self.attention_mask is None:
+            return None
+        return self.attention_mask[:, -T:, None]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a donor attention projection lands: the name of an ``nn.Linear`` child of the mixer.
+
+    Shapes are matched by the transfer: equal shapes copy as they are; a target with ``H / H_kv`` times the
+    donor's rows repeats the donor's K/V heads (GQA). ``note`` is written to the transfer report.
+    """
+
+    module: str
+    note: str = ""
+
+
+@dataclass
+class MixerOptions:
+    """Options shared by every mixer (none). Subclasses are dataclasses whose fields carry docstrings."""
+
+    def validate(self) -> None:
+        """Raise ValueError for a bad value (called after construction)."""
+
+
+@dataclass
+class LCIOptions(MixerOptions):
+    chunk_size: int = 64
+    """Chunk length of the chunked form (training/prefill)."""
+    form: str = "chunked"
+    """Which form runs sequences with T > 1: "chunked" (default), "naive" (quadratic reference) or "recurrent"."""
+
+    def validate(self) -> None:
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.form not in FORMS:
+            raise ValueError(f"form must be one of {', '.join(FORMS)}; got {self.form!r}")
+
+
+class Mixer(nn.Module):
+    """Base class of token mixers (see the module docstring for the contract)."""
+
+    name: ClassVar[str] = ""
+    Options: ClassVar[type[MixerOptions]] = MixerOptions
+    recurrent: ClassVar[bool] = True
+    """True when the state has a fixed size (linear cost); False for softmax attention's growing KV cache."""
+
+    def __init__(self, config: XATLConfig, layer_idx: int, **options: Any):
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.hidden_size = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.head_dim
+        self.opts = self.Options(**options)
+        self.opts.validate()
+
+    def forward(self, x: torch.Tensor, ctx: MixerContext, state: State | None = None,
+                use_cache: bool = False) -> tuple[torch.Tensor, State | None]:
+        raise NotImplementedError
+
+    def init_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> State:
+        raise NotImplementedError
+
+    def transfer_slots(self) -> dict[str, Slot | str]:
+        """Default: the donor's q/k/v/o land in ``q_proj``/``k_proj``/``v_proj``/``o_proj`` where those exist."""
+        slots: dict[str, Slot | str] = {}
+        for part in ("q", "k", "v", "o"):
+            name = f"{part}_proj"
+            slots[part] = Slot(name) if isinstance(getattr(self, name, None), nn.Linear) else (
+                f"mixer {self.name!r} has no {name}")
+        return slots
+
+    def _xatl_init(self, std: float) -> None:
+        """Initialise parameters/buffers owned directly by this module (children are initialised separately)."""
+
+    def extra_repr(self) -> str:
+        fields = ", ".join(f"{f.name}={getattr(self.opts, f.name)!r}" for f in dataclasses.fields(self.opts))
+        return f"layer={self.layer_idx}" + (f", {fields}" if fields else "")
+
+    def _form_for(self, T: int, state: State | None) -> str:
+        """The form to run: recurrent for one-token steps with a state, else the configured form."""
+        if T == 1 and state is not None:
+            return "recurrent"
+        return getattr(self.opts, "form", "chunked")
+
+
+def split_heads(x: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """(B, T, H * D) -> (B, H, T, D)"""
+    B, T, _ = x.shape
+    return x.view(B, T, -1, head_dim).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, D) -> (B, T, H * D)"""
+    B, H, T, D = x.shape
+    return x.transpose(1, 2).reshape(B, T, H * D)

@@ -1,0 +1,78 @@
+"""``linear``: linear attention with a positive feature map and a normalising denominator.
+
+    o_t = phi(q_t) S_t / (phi(q_t) . z_t + eps),  S_t = sum_s phi(k_s)^T v_s,  z_t = sum_s phi(k_s)
+
+Projections have the donor's geometry with full heads (H x D for q, k, v), so the donor's Q/K/V/O copy in
+(K/V heads repeated for GQA donors). State: {"kv": (B, H, F, D), "k_sum": (B, H, F)}, independent of T.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ops.linear_attention import chunk_linear_attn, naive_linear_attn, recurrent_linear_attn
+from .base import LCIOptions, Mixer, MixerContext, State, merge_heads, split_heads
+
+FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "elu": lambda x: F.elu(x) + 1.0,
+}
+
+
+@dataclass
+class LinearOptions(LCIOptions):
+    feature_map: str = "elu"
+    """Feature map phi applied to queries and keys: one of FEATURE_MAPS."""
+    eps: float = 1e-6
+    """Added to the denominator."""
+    normalize: bool = True
+    """Divide by phi(q) . z (Katharopoulos); False keeps the raw numerator."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.feature_map not in FEATURE_MAPS:
+            raise ValueError(f"feature_map must be one of {', '.join(sorted(FEATURE_MAPS))}; got {self.feature_map!r}")
+
+
+class LinearAttention(Mixer):
+    name = "linear"
+    Options = LinearOptions
+
+    def __init__(self, config, layer_idx: int, **options):
+        super().__init__(config, layer_idx, **options)
+        H, D, C = config.num_attention_heads, config.head_dim, config.hidden_size
+        self.q_proj = nn.Linear(C, H * D, bias=config.attention_bias)
+        self.k_proj = nn.Linear(C, H * D, bias=config.attention_bias)
+        self.v_proj = nn.Linear(C, H * D, bias=config.attention_bias)
+        self.o_proj = nn.Linear(H * D, C, bias=config.attention_out_bias)
+        self.feature_map = FEATURE_MAPS[self.opts.feature_map]
+
+    def init_state(self, batch_size, device, dtype) -> State:
+        H, D = self.num_heads, self.head_dim
+        return {"kv": torch.zeros(batch_size, H, D, D, device=device, dtype=torch.float32),
+                "k_sum": torch.zeros(batch_size, H, D, device=device, dtype=torch.float32)}
+
+    def forward(self, x, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
+        """x (B, T, C) -> (B, T, C)."""
+        T = x.shape[1]
+        q = self.feature_map(split_heads(self.q_proj(x), self.head_dim))   # (B, H, T, F)
+        k = self.feature_map(split_heads(self.k_proj(x), self.head_dim))
+        v = split_heads(self.v_proj(x), self.head_dim)                     # (B, H, T, D)
+        mask = ctx.current_mask(T)
+        if mask is not None:                                               # padding contributes nothing
+            k, v = k * mask[:, None].to(k.dtype), v * mask[:, None].to(v.dtype)
+        init = (state["kv"], state["k_sum"]) if state is not None else None
+        form = self._form_for(T, state)
+        kw = dict(initial_state=init, output_final_state=use_cache, normalize=self.opts.normalize, eps=self.opts.eps)
+        if form == "chunked":
+            o, final = chunk_linear_attn(q, k, v, chunk_size=self.opts.chunk_size, **kw)
+        elif form == "naive":
+            o, final = naive_linear_attn(q, k, v, **kw)
+        else:
+            o, final = recurrent_linear_attn(q, k, v, **kw)
+        new_state = {"kv": final[0], "k_sum": final[1]} if use_cache else None
+        return self.o_proj(merge_heads(o)), new_state

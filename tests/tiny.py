@@ -1,0 +1,62 @@
+"""Tiny random donors of every supported family (vocab 99, hidden 32, 2-3 layers) for fast tests."""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoModelForCausalLM, GPT2Config, GPTNeoXConfig, LlamaConfig, MistralConfig, Qwen2Config
+
+VOCAB = 99
+
+
+def tiny_config(family: str, **overrides):
+    common = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                  intermediate_size=64, max_position_embeddings=128)
+    if family == "llama":
+        cfg = dict(common, num_key_value_heads=2, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                   tie_word_embeddings=True, rms_norm_eps=1e-5)
+        cfg.update(overrides)
+        return LlamaConfig(**cfg)
+    if family == "llama3":   # untied, attention+MLP biases, llama3 rope scaling
+        cfg = dict(common, num_key_value_heads=1, attention_bias=True, mlp_bias=True, tie_word_embeddings=False,
+                   rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                                    "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                    "original_max_position_embeddings": 32})
+        cfg.update(overrides)
+        return LlamaConfig(**cfg)
+    if family == "mistral":
+        cfg = dict(common, num_key_value_heads=2, sliding_window=4, tie_word_embeddings=False)
+        cfg.update(overrides)
+        return MistralConfig(**cfg)
+    if family == "qwen2":
+        cfg = dict(common, num_key_value_heads=2, tie_word_embeddings=True, use_sliding_window=True,
+                   sliding_window=5, max_window_layers=1)
+        cfg.update(overrides)
+        return Qwen2Config(**cfg)
+    if family == "gpt_neox":
+        cfg = dict(common, rotary_pct=0.25, use_parallel_residual=True, hidden_act="gelu")
+        cfg.update(overrides)
+        return GPTNeoXConfig(**cfg)
+    if family == "gpt_neox_seq":
+        cfg = dict(common, rotary_pct=0.5, use_parallel_residual=False, hidden_act="gelu")
+        cfg.update(overrides)
+        return GPTNeoXConfig(**cfg)
+    if family == "gpt2":
+        cfg = dict(vocab_size=VOCAB, n_embd=32, n_layer=3, n_head=4, n_positions=128, n_inner=None, bos_token_id=0,
+                   eos_token_id=0)
+        cfg.update(overrides)
+        return GPT2Config(**cfg)
+    raise ValueError(family)
+
+
+FAMILIES = ("llama", "llama3", "mistral", "qwen2", "gpt_neox", "gpt_neox_seq", "gpt2")
+
+
+def tiny_donor(family: str, seed: int = 0, **overrides):
+    """A random donor in eval mode, with non-trivial norm weights/biases so that copying them matters."""
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(tiny_config(family, **overrides), dtype=torch.float32)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name or "ln_" in name or name.endswith(".bias"):
+                p.add_(torch.randn_like(p) * 0.1)
+    return model.eval()
