@@ -42,6 +42,10 @@ class TrainingError(XATLError, RuntimeError):
     """A training run cannot start or had to stop (NaN loss, incompatible checkpoint...)."""
 
 
+class ModelLoadError(XATLError, OSError):
+    """A model to evaluate/profile could not be loaded as a causal LM (no config, not a causal LM, no tokenizer)."""
+
+
 def choices_message(kind: str, name: object, valid) -> str:
     """``unknown mixer 'foo'; choose one of: a, b, c`` -- the standard wording of a registry refusal."""
     valid = sorted(valid)
