@@ -1,0 +1,144 @@
+"""``xatl eval``: zero-shot suite + held-out perplexity of any HF causal LM, optionally relative to its donor."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "evaluate a model (student or donor) on the zero-shot suite and held-out perplexity"
+DESCRIPTION = """Score a causal LM on the fetched zero-shot suite (`xatl fetch evalsuite`) and on held-out text.
+
+Multiple choice (hellaswag, piqa, arc_easy, arc_challenge, winogrande): acc and acc_norm, 0-shot, as
+lm-evaluation-harness 0.4.13 defines them (acc_norm divides each choice's log-likelihood by its length in
+characters). lambada: greedy last-word accuracy and perplexity. ppl: perplexity and bits per byte of the held-out
+validation documents (or --data), scored in disjoint windows of --ppl-window tokens.
+
+With --donor (or --donor-results) every score is also reported relative to the donor:
+(student - chance) / (donor - chance) for accuracies, student / donor for perplexities."""
+EPILOG = """examples:
+  xatl eval --model students/smol-ret --tasks piqa,arc_easy --limit 100
+  xatl eval --model students/smol-ret --donor smollm2-135m --out results/smol-ret.json
+  xatl eval --model smollm2-135m --out results/donor.json && \\
+    xatl eval --model students/smol-ret --donor-results results/donor.json
+  xatl eval --write-lm-eval-tasks lm_eval_tasks/    # then: python -m xatl.eval.harness --model xatl ...
+tasks: lambada, hellaswag, piqa, arc_easy, arc_challenge, winogrande, ppl (or all)."""
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model directory (student or donor), .gguf file or fetched asset name")
+    p.add_argument("--tasks", default="all", help="comma-separated tasks (default: all)")
+    p.add_argument("--limit", type=_positive, default=None, metavar="N", help="only the first N documents of each task")
+    p.add_argument("--batch-size", type=_positive, default=8, help="requests per forward pass (default 8)")
+    p.add_argument("--out", metavar="FILE.json", help="write the results (with task versions and model hash) here")
+    donor = p.add_mutually_exclusive_group()
+    donor.add_argument("--donor", metavar="DIR", help="also evaluate this donor with the same settings and report "
+                       "relative scores")
+    donor.add_argument("--donor-results", metavar="FILE.json", help="donor results written earlier by --out")
+    p.add_argument("--data", metavar="PATH", help="held-out documents for ppl: .jsonl (field 'text'), .txt or a "
+                   "directory (default: the validation split of the default training data)")
+    p.add_argument("--suite", metavar="DIR", help="benchmark directory (default: the fetched evalsuite)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--dtype", choices=DTYPES, default="float32", help="weights dtype (default float32)")
+    p.add_argument("--max-length", type=_positive, default=None, help="context length for the suite (default: the "
+                   "model's, as lm-eval resolves it)")
+    p.add_argument("--ppl-window", type=_positive, default=1024, help="tokens per held-out window (default 1024)")
+    p.add_argument("--ppl-stride", type=_positive, default=None, help="new tokens per window; < window slides "
+                   "(default: = window, disjoint)")
+    p.add_argument("--log-samples", action="store_true", help="keep per-document log-likelihoods in the JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--lm-eval", action="store_true", help="score the suite tasks with lm-evaluation-harness "
+                   "itself (model `xatl`, generated offline tasks) instead of the built-in scorer")
+    p.add_argument("--write-lm-eval-tasks", metavar="DIR", help="write lm-eval task YAMLs (xatl_<task>) for the "
+                   "local benchmark files into DIR and exit")
+    p.add_argument("--list-tasks", action="store_true", help="list the tasks and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..eval.suite import TASKS
+
+    if args.list_tasks:
+        for spec in TASKS.values():
+            print(f"{spec.name:14s} {spec.description}")
+        return 0
+    if args.write_lm_eval_tasks:
+        from ..eval.lm_tasks import write_lm_eval_tasks
+
+        tasks = None if args.tasks == "all" else args.tasks
+        names = write_lm_eval_tasks(args.write_lm_eval_tasks, tasks, suite=args.suite)
+        print(f"wrote {len(names)} lm-eval tasks to {args.write_lm_eval_tasks}: {', '.join(names)} (tag xatl_suite)")
+        return 0
+    if not args.model:
+        raise ConfigError("--model is required (or --write-lm-eval-tasks DIR / --list-tasks)")
+    if args.lm_eval:
+        return _evaluate_with_lm_eval(args)
+    return _evaluate(args)
+
+
+def _evaluate_with_lm_eval(args: argparse.Namespace) -> int:
+    """The suite tasks through lm-evaluation-harness, in this process, on tasks generated into a temporary dir."""
+    import json
+    import os
+    import tempfile
+
+    from ..errors import ConfigError
+    from ..eval.lm_tasks import write_lm_eval_tasks
+    from ..eval.loading import resolve_model
+    from ..eval.suite import TASKS, parse_tasks
+    from ..utils.fs import atomic_write_bytes
+
+    if args.donor or args.donor_results:
+        raise ConfigError("--lm-eval does not compute relative scores; drop --donor/--donor-results")
+    tasks = [t for t in parse_tasks(args.tasks) if TASKS[t].kind != "perplexity"]
+    if not tasks:
+        raise ConfigError("--lm-eval scores the suite tasks only; ppl has no lm-eval task")
+    where = str(resolve_model(args.model))
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from lm_eval.utils import handle_non_serializable, make_table
+
+    from ..eval.harness import lm_eval_evaluate
+
+    with tempfile.TemporaryDirectory(prefix="xatl-lm-eval-") as tmp:
+        write_lm_eval_tasks(tmp, tasks, suite=args.suite)
+        results = lm_eval_evaluate(where, tasks=tasks, include_path=tmp, limit=args.limit,
+                                   batch_size=args.batch_size, log_samples=args.log_samples,
+                                   device=None if args.device == "auto" else args.device, dtype=args.dtype,
+                                   bootstrap_iters=1000)
+    print(make_table(results))
+    if args.out:
+        atomic_write_bytes(args.out, json.dumps(results, indent=2, default=handle_non_serializable).encode())
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..eval.runner import evaluate_path, format_table
+    from ..eval.suite import parse_tasks
+    from ..utils.fs import atomic_write_json
+
+    tasks = parse_tasks(args.tasks)          # refuse an unknown task before loading anything
+    results = evaluate_path(
+        args.model, tasks, donor=args.donor, device=args.device, dtype=getattr(torch, args.dtype),
+        donor_results=args.donor_results, limit=args.limit, batch_size=args.batch_size, data=args.data,
+        suite=args.suite, max_length=args.max_length, ppl_window=args.ppl_window, ppl_stride=args.ppl_stride,
+        log_samples=args.log_samples, progress=not args.no_progress)
+    print(format_table(results))
+    print(f"model sha256 {results['model']['sha256'][:16]}…  ({sum(t['seconds'] for t in results['tasks'].values()):.0f}s)")
+    if args.out:
+        atomic_write_json(args.out, results)
+        print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,87 @@
+"""``xatl profile``: decode latency, prefill throughput and cache memory against context length."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "measure the cost of inference (decode latency, prefill, cache memory) as the context grows"
+DESCRIPTION = """Measure, at each context length, the prefill throughput, the per-token decode latency with the
+cache, and the memory of that cache: the recurrent state of a student, the KV cache of a Transformer donor.
+Writes profile.json and PNG plots (decode_latency.png, cache_memory.png, prefill_throughput.png) into --out and
+prints a table. Random tokens are used: the cost does not depend on the text."""
+EPILOG = """examples:
+  xatl profile --model students/smol-ret --donor smollm2-135m --out profiles/smol-ret
+  xatl profile --model students/smol-ret --contexts 512,4096,16384 --steps 32 --out profiles/quick"""
+
+
+def _contexts(text: str) -> list[int]:
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive lengths like 256,1024; got {text!r}")
+    return sorted(set(values))
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model directory (student or donor), .gguf file or asset name")
+    p.add_argument("--donor", help="also profile this donor (e.g. the student's donor) for comparison")
+    p.add_argument("--contexts", type=_contexts, default=[256, 1024, 4096, 16384], metavar="L1,L2,...",
+                   help="context lengths (default 256,1024,4096,16384)")
+    p.add_argument("--steps", type=_positive, default=16, help="timed decode steps per context (default 16)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed decode steps first (default 2)")
+    p.add_argument("--prefill-chunk", type=_positive, default=2048, help="tokens per prefill pass (default 2048)")
+    p.add_argument("--batch-size", type=_positive, default=1, help="sequences decoded together (default 1)")
+    p.add_argument("--device", default="auto", help="cpu, cuda ... (default: cuda if available)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    p.add_argument("--out", default="profile", help="output directory for profile.json and plots (default ./profile)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _name(path: str) -> str:
+    from pathlib import Path
+
+    return Path(str(path).rstrip("/")).name or str(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..eval.loading import load_model
+    from ..eval.profile import ProfileConfig, format_profile_table, plot_profiles, profile_model
+    from ..utils.fs import atomic_directory, atomic_write_json, check_output_dir
+
+    check_output_dir(args.out, args.overwrite)
+    cfg = ProfileConfig(contexts=args.contexts, decode_steps=args.steps, warmup_steps=max(0, args.warmup),
+                        prefill_chunk=args.prefill_chunk, batch_size=args.batch_size)
+    dtype = getattr(torch, args.dtype)
+    torch.set_grad_enabled(False)
+    profiles = []
+    for role, path in (("model", args.model), ("donor", args.donor)):
+        if path is None:
+            continue
+        model, _ = load_model(path, device=args.device, dtype=dtype)
+        name = _name(path) + (" (donor)" if role == "donor" else "")
+        profiles.append(dict(profile_model(model, cfg, name=name, progress=not args.no_progress), path=str(path),
+                             role=role))
+        del model
+    table = format_profile_table(profiles)
+    print(table)
+    with atomic_directory(args.out, overwrite=True) as tmp:
+        atomic_write_json(tmp / "profile.json", {"settings": vars(cfg), "profiles": profiles})
+        (tmp / "profile.txt").write_text(table + "\n")
+        plot_profiles(profiles, tmp)
+    print(f"wrote {args.out}/profile.json and plots (decode_latency.png, cache_memory.png, prefill_throughput.png)")
+    return 0

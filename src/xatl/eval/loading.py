@@ -1,0 +1,121 @@
+"""Load any Hugging Face causal LM (a donor or an XATL student) with its tokenizer, and fingerprint its weights."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import DonorLoadError, ModelLoadError
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """``None``/``"auto"``: CUDA when available, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _is_causal_lm(config) -> bool:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    return type(config) in MODEL_FOR_CAUSAL_LM_MAPPING
+
+
+def resolve_model(path: str | os.PathLike):
+    """Where a model lives (a ``DonorSource``); refuses a missing path or a hub id, without loading anything."""
+    from ..donors.load import resolve_source
+
+    p = Path(path).expanduser()
+    if not p.exists() and (str(path).startswith((".", "/", "~")) or str(path).count("/") > 1):
+        raise ModelLoadError(f"model path {str(path)!r} does not exist; pass a model directory (config.json and "
+                             "weights), a .gguf file or the name of a fetched asset")
+    try:
+        src = resolve_source(path)
+    except DonorLoadError as e:
+        raise ModelLoadError(str(e).replace("donor", "model")) from None
+    if src.kind == "hub":
+        raise ModelLoadError(f"model {str(path)!r} is not a local model directory, .gguf file or fetched asset; "
+                             "pass a directory holding config.json (e.g. a student saved by `xatl convert`)")
+    return src
+
+
+def load_model(path: str | os.PathLike, *, device: str | None = "cpu", dtype: torch.dtype = torch.float32):
+    """(model in eval mode, tokenizer) of a model directory, a .gguf file or a fetched asset name.
+
+    Refuses, with one line naming the fix, a path that is not a model, a model that is not a causal LM, and a
+    model without a tokenizer.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    import xatl  # noqa: F401  (registers the XATL student with the Auto classes)
+
+    src = resolve_model(path)
+    try:
+        config = AutoConfig.from_pretrained(src.path, **src.kwargs)
+    except Exception as e:  # transformers raises OSError/ValueError/KeyError for unreadable configs
+        raise ModelLoadError(f"could not read the model config at {str(src)!r} ({type(e).__name__}); pass a model "
+                             "directory saved with save_pretrained") from None
+    if not _is_causal_lm(config):
+        raise ModelLoadError(f"{str(src)!r} holds a {config.model_type!r} model, which is not a causal language "
+                             "model; pass a causal LM directory (a donor or a student from `xatl convert`)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(src.path, **src.kwargs)
+    except Exception as e:
+        raise ModelLoadError(f"model {str(src)!r} has no loadable tokenizer ({type(e).__name__}); save the donor's "
+                             "tokenizer beside the weights") from None
+    try:
+        model = AutoModelForCausalLM.from_pretrained(src.path, dtype=dtype, **src.kwargs)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+        raise ModelLoadError(f"could not load the weights of {str(src)!r} ({type(e).__name__}: {first}); the files "
+                             "may be truncated: re-save or re-convert the model") from None
+    if src.kind == "gguf":
+        from ..donors.load import _drop_gguf_quantizer
+
+        _drop_gguf_quantizer(model)            # dequantised weights: behave like any fp model
+    return model.to(pick_device(device)).eval(), tokenizer
+
+
+def weights_sha256(path: str | os.PathLike) -> str | None:
+    """sha256 over the model's weight files (names and contents, sorted by name); None if there are none."""
+    p = Path(path).expanduser()
+    files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file() and f.suffix in WEIGHT_SUFFIXES) \
+        if p.is_dir() else []
+    if not files:
+        return None
+    outer = hashlib.sha256()
+    for f in files:
+        inner = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                inner.update(block)
+        outer.update(f"{f.name}\0{inner.hexdigest()}\n".encode())
+    return outer.hexdigest()
+
+
+def state_dict_sha256(model) -> str:
+    """sha256 over the model's tensors (names, dtypes, shapes and values), for models that live only in memory."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\n".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def model_info(model, path: str | os.PathLike | None = None) -> dict:
+    """What identifies the evaluated model: path, weight hash, type, size, dtype."""
+    digest = weights_sha256(path) if path is not None else None
+    return {
+        "path": os.fspath(path) if path is not None else getattr(model, "name_or_path", None) or None,
+        "sha256": digest if digest is not None else state_dict_sha256(model),
+        "sha256_of": "weight files" if digest is not None else "state dict",
+        "model_type": getattr(model.config, "model_type", None),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+    }
