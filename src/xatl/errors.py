@@ -46,6 +46,11 @@ class ModelLoadError(XATLError, OSError):
     """A model to evaluate/profile could not be loaded as a causal LM (no config, not a causal LM, no tokenizer)."""
 
 
+class GenerationError(XATLError, ValueError):
+    """A generation request cannot be served (empty prompt, prompt beyond a softmax layer's context, a decoding
+    mode the recurrent cache cannot support, a foreign cache object)."""
+
+
 def choices_message(kind: str, name: object, valid) -> str:
     """``unknown mixer 'foo'; choose one of: a, b, c`` -- the standard wording of a registry refusal."""
     valid = sorted(valid)
