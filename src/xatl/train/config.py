@@ -1,0 +1,216 @@
+"""The run arguments of ``xatl train``: one dataclass (with three small option groups), one source of truth.
+
+The defaults are the paper's recipe: AdamW (0.9, 0.95), weight decay 0.1, clipping 1.0, cosine with warm-up;
+copied weights frozen at first and released by the Loss Improvement Threshold rule with their own warm-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+from ..errors import ConfigError
+from .schedule import parse_unfreeze
+
+FREEZE_CHOICES = ("copied", "none")
+
+
+@dataclass
+class AlignConfig:
+    """Attention alignment before LM training (LoLCATs / RADLADS stage 1): per layer, the student mixer's output
+    is trained (MSE) to match the donor attention's output on the same inputs. Needs the donor."""
+
+    steps: int = 0
+    """Optimizer steps of the alignment stage (0: no alignment)."""
+    lr: float = 1e-3
+    """Peak learning rate of the alignment stage (cosine with warm-up, decaying to ``min_lr`` of it)."""
+    warmup_steps: int | None = None
+    """Warm-up steps of the alignment stage (None: a tenth of ``steps``)."""
+
+
+@dataclass
+class KDConfig:
+    """Knowledge distillation from the donor's logits, mixed into the LM loss:
+    ``loss = (1 - weight) * CE + weight * T^2 * KL(softmax(donor / T) || softmax(student / T))``."""
+
+    weight: float = 0.0
+    """Weight of the KL term in [0, 1] (0: no distillation)."""
+    temperature: float = 2.0
+    """Softmax temperature T of both distributions."""
+
+
+@dataclass
+class LoRAConfig:
+    """LoRA adapters (via ``peft``) on the copied linear weights, *instead of* unfreezing them: the copied weights
+    stay frozen for the whole run, and the adapters train from the unfreeze point on (``freeze="none"``: from
+    the start), with the copied group's learning rate and warm-up. ``final/`` holds the merged weights."""
+
+    rank: int = 0
+    """Rank r of the adapters (0: no LoRA)."""
+    alpha: float | None = None
+    """LoRA scaling numerator (scale = alpha / r; None: 2 * r)."""
+    dropout: float = 0.0
+    """Dropout on the adapters' input."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs. ``xatl.train.train(cfg)`` runs it; ``xatl train`` builds it from flags."""
+
+    model: str
+    """The model to train: a student directory from ``xatl convert`` (with ``transfer_report.json``), or any Hugging
+    Face causal-LM directory (then use ``freeze="none"``)."""
+    out_dir: str
+    """Where the run writes metrics.jsonl, tensorboard/, checkpoints/step-N/, final/ and summary.json."""
+    data: object | None = None
+    """A ``xatl.data.DataConfig`` (tokenized with the model's tokenizer), used when ``train()`` gets no dataset."""
+    donor: str | None = None
+    """The donor model (directory, .gguf or fetched asset name) for ``align`` and ``kd`` (None: the donor recorded
+    in the student's transfer report, when that path exists)."""
+    max_steps: int = 1000
+    """Optimizer steps of the LM stage (the alignment stage adds ``align.steps`` before it)."""
+    micro_batch_size: int = 8
+    """Blocks per forward/backward pass on each process."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step on each process (global batch = micro_batch_size * grad_accum * processes)."""
+    lr: float = 1e-3
+    """Peak learning rate of the fresh (non-copied) parameters."""
+    min_lr: float = 0.1
+    """Learning rate at the end of the cosine decay, as a fraction of the peak."""
+    warmup_steps: int | None = None
+    """Linear warm-up steps of the LM stage (None: min(100, max_steps // 10))."""
+    weight_decay: float = 0.1
+    """AdamW weight decay, applied to matrices and embeddings (not to biases and norm weights)."""
+    betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW betas."""
+    clip: float = 1.0
+    """Gradient clipping (global L2 norm; 0: off)."""
+    freeze: str = "copied"
+    """``copied``: the weights the transfer report lists as copied start frozen; ``none``: everything trains."""
+    unfreeze: str = "lit:threshold=0.01,patience=1"
+    """When frozen copied weights start training: ``never``, ``step:N`` or ``lit:threshold=T,patience=P[,window=W]``
+    (see ``xatl.train.schedule``)."""
+    unfreeze_lr: float | None = None
+    """Peak learning rate of the copied weights whenever they train (after unfreezing, or from the start with
+    ``freeze="none"``; None: lr * 0.1); follows the same cosine decay. Set it to ``lr`` for one uniform rate."""
+    unfreeze_warmup_steps: int | None = None
+    """Warm-up of the copied weights' learning rate from the unfreeze point (None: the LM warm-up)."""
+    align: AlignConfig = field(default_factory=AlignConfig)
+    """Attention-alignment stage (off by default)."""
+    kd: KDConfig = field(default_factory=KDConfig)
+    """Knowledge distillation (off by default)."""
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    """LoRA on the copied weights instead of unfreezing them (off by default)."""
+    eval_every: int = 100
+    """Validation every N steps (and at the end; 0: only at the end)."""
+    eval_batches: int = 20
+    """Micro-batches of the validation split per evaluation (the same blocks every time; 0: no validation)."""
+    save_every: int = 500
+    """Checkpoint every N steps (and at the end; 0: only at the end)."""
+    keep_last: int = 3
+    """Checkpoints kept (older ones are deleted; the best by validation loss is always kept)."""
+    log_every: int = 10
+    """Write a metrics record every N steps (steps with a validation or an unfreezing are always written)."""
+    tensorboard: bool = True
+    """Also write TensorBoard events to ``out_dir/tensorboard``."""
+    bf16: bool | str = "auto"
+    """bf16 autocast: True, False, or ``auto`` (on when the accelerator supports bf16: CUDA with bf16)."""
+    seed: int = 0
+    """Seed of the data order, LoRA initialisation and every RNG."""
+    resume: bool | str = "auto"
+    """``auto``: continue from the latest checkpoint in out_dir if there is one; True: must; False: start fresh
+    (refused when out_dir already holds a run, unless ``overwrite``)."""
+    overwrite: bool = False
+    """Allow a fresh run (resume=False) to replace a run already in out_dir."""
+
+    def __post_init__(self) -> None:
+        for name, cls in (("align", AlignConfig), ("kd", KDConfig), ("lora", LoRAConfig)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, cls(**value))
+        if isinstance(self.data, dict):
+            from ..data import DataConfig
+
+            self.data = DataConfig(**self.data)
+        self.betas = tuple(self.betas)
+        self.validate()
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def lm_warmup(self) -> int:
+        return self.warmup_steps if self.warmup_steps is not None else min(100, self.max_steps // 10)
+
+    @property
+    def copied_lr(self) -> float:
+        return self.unfreeze_lr if self.unfreeze_lr is not None else self.lr * 0.1
+
+    @property
+    def copied_warmup(self) -> int:
+        return self.unfreeze_warmup_steps if self.unfreeze_warmup_steps is not None else self.lm_warmup
+
+    @property
+    def align_warmup(self) -> int:
+        return self.align.warmup_steps if self.align.warmup_steps is not None else self.align.steps // 10
+
+    @property
+    def total_steps(self) -> int:
+        return self.align.steps + self.max_steps
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad field and its valid values."""
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ConfigError(msg)
+
+        need(bool(self.model), "model is required: a student directory from `xatl convert` or an HF model directory")
+        need(bool(self.out_dir), "out_dir is required")
+        for name in ("max_steps", "micro_batch_size", "grad_accum"):
+            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1,
+                 f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
+        need(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        need(0.0 <= self.min_lr <= 1.0, f"min_lr is a fraction of lr in [0, 1], got {self.min_lr}")
+        need(self.warmup_steps is None or 0 <= self.warmup_steps <= self.max_steps,
+             f"warmup_steps must be in 0..max_steps ({self.max_steps}), got {self.warmup_steps}")
+        need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        need(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas must be two numbers in [0, 1), "
+             f"got {self.betas}")
+        need(self.clip >= 0, f"clip must be >= 0 (0: off), got {self.clip}")
+        need(self.freeze in FREEZE_CHOICES, f"unknown freeze {self.freeze!r}; choose one of: copied, none")
+        spec = parse_unfreeze(self.unfreeze)
+        need(self.unfreeze_lr is None or self.unfreeze_lr >= 0, f"unfreeze_lr must be >= 0, got {self.unfreeze_lr}")
+        need(self.unfreeze_warmup_steps is None or self.unfreeze_warmup_steps >= 0,
+             f"unfreeze_warmup_steps must be >= 0, got {self.unfreeze_warmup_steps}")
+        need(self.align.steps >= 0 and self.align.lr > 0, "align.steps must be >= 0 and align.lr > 0")
+        need(0.0 <= self.kd.weight <= 1.0, f"kd.weight must be in [0, 1], got {self.kd.weight}")
+        need(self.kd.temperature > 0, f"kd.temperature must be > 0, got {self.kd.temperature}")
+        need(self.lora.rank >= 0 and 0.0 <= self.lora.dropout < 1.0, "lora.rank must be >= 0 and lora.dropout in [0, 1)")
+        need(not (self.lora.rank and self.freeze == "copied" and spec.kind == "never"),
+             "lora with freeze='copied' and unfreeze='never' would never train the adapters; use unfreeze "
+             "step:0 (adapters from the start) or another schedule")
+        for name in ("eval_every", "eval_batches", "save_every", "log_every"):
+            need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        need(self.keep_last >= 1, f"keep_last must be >= 1, got {self.keep_last}")
+        need(self.bf16 in (True, False, "auto"), f"bf16 must be true, false or 'auto', got {self.bf16!r}")
+        need(self.resume in (True, False, "auto"), f"resume must be true, false or 'auto', got {self.resume!r}")
+
+    # ------------------------------------------------------------------ identity
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if self.data is not None and hasattr(self.data, "to_dict"):
+            d["data"] = self.data.to_dict()
+        d["betas"] = list(self.betas)
+        return d
+
+    def trajectory_dict(self) -> dict:
+        """The settings that decide the training trajectory (a resume must keep them all). The model and the data
+        are checked by content instead (weights hash, blocks hash)."""
+        skip = {"model", "out_dir", "data", "donor", "eval_every", "eval_batches", "save_every", "keep_last", "log_every",
+                "tensorboard", "resume", "overwrite"}
+        d = self.to_dict()
+        return {f.name: d[f.name] for f in fields(self) if f.name not in skip}
+
+    def trajectory_hash(self) -> str:
+        payload = json.dumps(self.trajectory_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]

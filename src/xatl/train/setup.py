@@ -1,0 +1,196 @@
+"""The pieces of a run around the loop: processes (accelerate), the model to train, the output directory, and
+the final model directory."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ModelLoadError, OutputExistsError, TrainingError
+from .checkpoint import CHECKPOINTS, latest_checkpoint
+from .metrics import METRICS_FILE
+
+log = logging.getLogger(__name__)
+
+RUN_OUTPUTS = (CHECKPOINTS, METRICS_FILE, "final", "summary.json", "tensorboard")
+
+
+# ---------------------------------------------------------------------------------------------- processes
+def make_accelerator():
+    """The accelerate ``Accelerator`` of this process (single process, or one of ``accelerate launch``'s DDP
+    processes). FSDP/DeepSpeed/XLA launches are refused: the freeze schedule changes the trainable set mid-run,
+    which those engines cannot follow."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedType
+
+    # without CUDA, run on CPU: processes started by torchrun (`accelerate launch --multi_gpu` on a CPU machine)
+    # then form a gloo process group instead of each believing it runs alone
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+    kind = acc.distributed_type
+    if kind != DistributedType.NO and not str(kind.value).startswith("MULTI_"):
+        raise TrainingError(f"accelerate is configured for {kind.value}; xatl train runs single-process or DDP "
+                            "(accelerate launch --multi_gpu / --cpu --num_processes N); see docs/training.md")
+    return acc
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """No transformers progress bars (weight loading/saving) inside: they would break the training bar."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
+def use_bf16(setting, device: torch.device) -> bool:
+    if setting == "auto":
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return bool(setting)
+
+
+def autocast(device: torch.device, enabled: bool):
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def all_reduce(t: torch.Tensor, op: str, world: int) -> torch.Tensor:
+    """Sum or mean of ``t`` over the processes (``t`` itself with one process)."""
+    if world == 1:
+        return t
+    import torch.distributed as dist
+
+    t = t.clone()
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t / world if op == "mean" else t
+
+
+def broadcast(obj, acc):
+    """``obj`` of the main process, on every process."""
+    if acc.num_processes == 1:
+        return obj
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([obj])[0]
+
+
+def gather(obj, acc) -> list:
+    if acc.num_processes == 1:
+        return [obj]
+    from accelerate.utils import gather_object
+
+    return gather_object([obj])
+
+
+# ---------------------------------------------------------------------------------------------- the model
+def load_for_training(path: str | os.PathLike):
+    """The model of a directory / .gguf / fetched asset, in fp32 and train mode."""
+    from transformers import AutoModelForCausalLM
+
+    import xatl  # noqa: F401  (registers the XATL student)
+
+    from ..eval.loading import _is_causal_lm, resolve_model
+
+    src = resolve_model(path)
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(src.path, **src.kwargs)
+    except Exception as e:  # transformers raises OSError/ValueError/KeyError for unreadable configs
+        raise ModelLoadError(f"could not read the model config at {str(src)!r} ({type(e).__name__}); pass a model "
+                             "directory saved with save_pretrained") from None
+    if not _is_causal_lm(config):
+        raise ModelLoadError(f"{str(src)!r} holds a {config.model_type!r} model, not a causal language model")
+    try:
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(src.path, dtype=torch.float32, **src.kwargs)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+        raise ModelLoadError(f"could not load the weights of {str(src)!r} ({type(e).__name__}: {first}); re-save "
+                             "or re-convert the model") from None
+    return model.train()
+
+
+def load_tokenizer(src):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(src.path, **src.kwargs)
+    except Exception:  # no tokenizer files: fine for training on ready token blocks
+        return None
+
+
+def load_report(src):
+    from ..transfer.report import REPORT_FILE, TransferReport
+
+    p = Path(src.path) / REPORT_FILE
+    return TransferReport.load(p) if p.is_file() else None
+
+
+# ---------------------------------------------------------------------------------------------- out_dir
+def prepare_out_dir(cfg, is_main: bool) -> Path | None:
+    """Decide whether this run resumes; returns the checkpoint to resume from (or None for a fresh start).
+
+    resume=True needs a checkpoint; resume=False refuses an out_dir holding a run unless ``overwrite`` (then the
+    old run's outputs are removed); ``auto`` resumes when a checkpoint exists.
+    """
+    out = Path(cfg.out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"out_dir {str(out)!r} is a file; choose a directory")
+    ckpt = latest_checkpoint(out)
+    if cfg.resume is True and ckpt is None:
+        raise TrainingError(f"no checkpoint to resume from in {str(out / CHECKPOINTS)!r}; drop --resume to start "
+                            "a fresh run")
+    if cfg.resume is False or ckpt is None:
+        held = [n for n in RUN_OUTPUTS if (out / n).exists()]
+        if cfg.resume is False and ckpt is not None and not cfg.overwrite:
+            raise OutputExistsError(f"out_dir {str(out)!r} already holds a run ({', '.join(held)}); resume it "
+                                    "(--resume), choose a new --out, or pass --overwrite to replace it")
+        if is_main:
+            for name in held:
+                p = out / name
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        ckpt = None
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    return ckpt
+
+
+def save_final(model, out: Path, tokenizer, src, save=None) -> Path:
+    """``out/final``: a loadable model directory with the tokenizer and the input student's transfer report."""
+    from ..utils.fs import atomic_directory
+
+    final = out / "final"
+    with atomic_directory(final, overwrite=True) as tmp, quiet_transformers():
+        (save or model.save_pretrained)(tmp)
+        copy_companions(tmp, tokenizer, src)
+    return final
+
+
+def copy_companions(dest: Path, tokenizer, src) -> None:
+    """Tokenizer and transfer_report.json of the input model, beside saved weights."""
+    from ..transfer.report import REPORT_FILE
+
+    if tokenizer is not None:
+        tokenizer.save_pretrained(dest)
+    report = Path(src.path) / REPORT_FILE
+    if report.is_file():
+        shutil.copyfile(report, Path(dest) / REPORT_FILE)
