@@ -12,6 +12,12 @@ A mixer maps (B, T, C) -> (B, T, C) and owns:
 
 A state is a flat ``dict[str, Tensor]`` whose tensors all have the batch as dim 0, so caches can reorder
 (beam search) and measure it generically. For LCI mixers its size does not depend on the sequence length.
+
+LCI mixers take `LCIOptions` (``chunk_size``, ``form``: which op form runs T > 1, ``kernels``: "torch" or the
+optional "fla" GPU kernels) and must honour the context's padding mask: padded positions add nothing to the state
+(and do not decay it). Helpers for mixers: `split_heads`, `merge_heads`, `padding_mask`, `head_rms_norm`.
+Mixers with parameters of their own call ``self._xatl_init`` at the end of ``__init__`` too, so that a mixer
+built on its own (outside a student) is usable.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ if TYPE_CHECKING:
 
 State = dict[str, torch.Tensor]
 FORMS = ("chunked", "naive", "recurrent")
+KERNELS = ("torch", "fla")
 
 
 @dataclass
@@ -76,12 +83,17 @@ class LCIOptions(MixerOptions):
     """Chunk length of the chunked form (training/prefill)."""
     form: str = "chunked"
     """Which form runs sequences with T > 1: "chunked" (default), "naive" (quadratic reference) or "recurrent"."""
+    kernels: str = "torch"
+    """Chunked-form kernels: "torch" (default, the reference) or "fla" (flash-linear-attention's Triton kernels
+    when the inputs are on CUDA and fla imports, else torch; used by gla, mamba2 and retention)."""
 
     def validate(self) -> None:
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
         if self.form not in FORMS:
             raise ValueError(f"form must be one of {', '.join(FORMS)}; got {self.form!r}")
+        if self.kernels not in KERNELS:
+            raise ValueError(f"kernels must be one of {', '.join(KERNELS)}; got {self.kernels!r}")
 
 
 class Mixer(nn.Module):
@@ -141,3 +153,19 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """(B, H, T, D) -> (B, T, H * D)"""
     B, H, T, D = x.shape
     return x.transpose(1, 2).reshape(B, T, H * D)
+
+
+def padding_mask(ctx: MixerContext, T: int) -> torch.Tensor | None:
+    """(B, T) bool mask of the current tokens (False = padding), or None when nothing is padded."""
+    mask = ctx.current_mask(T)
+    if mask is None or bool(mask.all()):
+        return None
+    return mask[..., 0].bool()
+
+
+def head_rms_norm(o: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """Per-head RMS norm (RetNet/GLA "group norm"), computed in float32: o (..., D), weight (D,) -> (..., D)."""
+    dtype = o.dtype
+    h = o.float()
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(dtype)

@@ -2,31 +2,30 @@
 
     o_t = phi(q_t) S_t / (phi(q_t) . z_t + eps),  S_t = sum_s phi(k_s)^T v_s,  z_t = sum_s phi(k_s)
 
-Projections have the donor's geometry with full heads (H x D for q, k, v), so the donor's Q/K/V/O copy in
-(K/V heads repeated for GQA donors). State: {"kv": (B, H, F, D), "k_sum": (B, H, F)}, independent of T.
+Feature maps (``feature_map``): elu+1, relu, and the learned T2R and Hedgehog maps (``feature_maps.py``; queries
+and keys have a map each). Projections have the donor's geometry with full heads (H x D for q, k, v), so the
+donor's Q/K/V/O copy in (K/V heads repeated for GQA donors).
+State: {"kv": (B, H, F, D), "k_sum": (B, H, F)} (F = the map's output dim), independent of T.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..ops.linear_attention import chunk_linear_attn, naive_linear_attn, recurrent_linear_attn
-from .base import LCIOptions, Mixer, MixerContext, State, merge_heads, split_heads
-
-FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "elu": lambda x: F.elu(x) + 1.0,
-}
+from .base import LCIOptions, Mixer, MixerContext, State, merge_heads, padding_mask, split_heads
+from .feature_maps import FEATURE_MAPS
 
 
 @dataclass
 class LinearOptions(LCIOptions):
     feature_map: str = "elu"
-    """Feature map phi applied to queries and keys: one of FEATURE_MAPS."""
+    """Feature map phi applied to queries and keys: elu (elu + 1), relu, t2r (learned) or hedgehog (learned)."""
+    feature_dim: int | None = None
+    """Features per head of the learned maps (hedgehog outputs twice as many); None = head_dim."""
     eps: float = 1e-6
     """Added to the denominator."""
     normalize: bool = True
@@ -36,6 +35,8 @@ class LinearOptions(LCIOptions):
         super().validate()
         if self.feature_map not in FEATURE_MAPS:
             raise ValueError(f"feature_map must be one of {', '.join(sorted(FEATURE_MAPS))}; got {self.feature_map!r}")
+        if self.feature_dim is not None and self.feature_dim < 1:
+            raise ValueError(f"feature_dim must be >= 1, got {self.feature_dim}")
 
 
 class LinearAttention(Mixer):
@@ -49,22 +50,25 @@ class LinearAttention(Mixer):
         self.k_proj = nn.Linear(C, H * D, bias=config.attention_bias)
         self.v_proj = nn.Linear(C, H * D, bias=config.attention_bias)
         self.o_proj = nn.Linear(H * D, C, bias=config.attention_out_bias)
-        self.feature_map = FEATURE_MAPS[self.opts.feature_map]
+        fmap = FEATURE_MAPS[self.opts.feature_map]
+        self.q_map = fmap(H, D, self.opts.feature_dim)
+        self.k_map = fmap(H, D, self.opts.feature_dim)
 
     def init_state(self, batch_size, device, dtype) -> State:
-        H, D = self.num_heads, self.head_dim
-        return {"kv": torch.zeros(batch_size, H, D, D, device=device, dtype=torch.float32),
-                "k_sum": torch.zeros(batch_size, H, D, device=device, dtype=torch.float32)}
+        H, D, F = self.num_heads, self.head_dim, self.k_map.out_dim
+        return {"kv": torch.zeros(batch_size, H, F, D, device=device, dtype=torch.float32),
+                "k_sum": torch.zeros(batch_size, H, F, device=device, dtype=torch.float32)}
 
     def forward(self, x, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
         """x (B, T, C) -> (B, T, C)."""
         T = x.shape[1]
-        q = self.feature_map(split_heads(self.q_proj(x), self.head_dim))   # (B, H, T, F)
-        k = self.feature_map(split_heads(self.k_proj(x), self.head_dim))
+        q = self.q_map(split_heads(self.q_proj(x), self.head_dim))          # (B, H, T, F)
+        k = self.k_map(split_heads(self.k_proj(x), self.head_dim))
         v = split_heads(self.v_proj(x), self.head_dim)                     # (B, H, T, D)
-        mask = ctx.current_mask(T)
+        mask = padding_mask(ctx, T)
         if mask is not None:                                               # padding contributes nothing
-            k, v = k * mask[:, None].to(k.dtype), v * mask[:, None].to(v.dtype)
+            m = mask[:, None, :, None]
+            k, v = k * m.to(k.dtype), v * m.to(v.dtype)
         init = (state["kv"], state["k_sum"]) if state is not None else None
         form = self._form_for(T, state)
         kw = dict(initial_state=init, output_final_state=use_cache, normalize=self.opts.normalize, eps=self.opts.eps)

@@ -7,9 +7,13 @@ from typing import Any
 
 from ..errors import ConfigError, choices_message
 from .base import Mixer
+from .gla import GatedLinearAttention
 from .linear import LinearAttention
+from .mamba import Mamba
+from .mamba2 import Mamba2
 from .retention import Retention
 from .softmax import SoftmaxAttention
+from .swa import SlidingWindowAttention
 
 MIXERS: dict[str, type[Mixer]] = {
     cls.name: cls
@@ -17,6 +21,10 @@ MIXERS: dict[str, type[Mixer]] = {
         SoftmaxAttention,
         LinearAttention,
         Retention,
+        GatedLinearAttention,
+        Mamba,
+        Mamba2,
+        SlidingWindowAttention,
     )
 }
 

@@ -4,4 +4,12 @@ Every op has the signature ``op(q, k, v, ..., initial_state=None, output_final_s
 and comes in three forms held equal by the tests: ``naive_*`` (obviously correct, quadratic), ``chunk_*``
 (parallel within chunks, recurrent across them: training and prefill) and ``recurrent_*`` (token by token:
 decoding). They compute in float32 and return ``o`` in the dtype of ``v``; states are float32.
+
+    linear_attention  linear attention with a normaliser          (linear)
+    retention         fixed per-head decay                         (retention)
+    gla               data-dependent per-channel decay             (gla; retention with xPos)
+    ssd               data-dependent scalar decay per head         (mamba2)
+    selective_scan    S6: per-channel, per-state decay            (mamba), with ``conv`` its short convolution
+    sliding_window    windowed softmax attention                   (swa)
+    fla_backend       optional flash-linear-attention GPU kernels for the chunked forms
 """

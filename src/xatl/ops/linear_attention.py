@@ -64,13 +64,12 @@ def chunk_linear_attn(q, k, v, initial_state: State | None = None, output_final_
 def recurrent_linear_attn(q, k, v, initial_state: State | None = None, output_final_state: bool = False,
                           normalize: bool = True, eps: float = 1e-6):
     """Token-by-token recurrence (decoding). Memory O(F * Dv) per head whatever T is."""
-    dtype, T = v.dtype, q.shape[2]
+    dtype = v.dtype
     S, z = initial_state if initial_state is not None else _zero_state(q, v)
     ct = acc_dtype(v)
     q, k, v = q.to(ct), k.to(ct), v.to(ct)
     outs = []
-    for t in range(T):
-        qt, kt, vt = q[:, :, t], k[:, :, t], v[:, :, t]                   # (B, H, F), (B, H, F), (B, H, Dv)
+    for qt, kt, vt in zip(q.unbind(2), k.unbind(2), v.unbind(2)):        # (B, H, F), (B, H, F), (B, H, Dv)
         S = S + kt.unsqueeze(-1) * vt.unsqueeze(-2)
         z = z + kt
         num = (qt.unsqueeze(-2) @ S).squeeze(-2)                          # (B, H, Dv)

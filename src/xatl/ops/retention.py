@@ -72,14 +72,14 @@ def chunk_retention(q, k, v, log_decay, initial_state=None, output_final_state: 
 
 def recurrent_retention(q, k, v, log_decay, initial_state=None, output_final_state: bool = False):
     """Token-by-token recurrence (decoding)."""
-    dtype, (B, H, T, D), Dv = v.dtype, q.shape, v.shape[-1]
+    dtype, (B, H, _, D), Dv = v.dtype, q.shape, v.shape[-1]
     ct = acc_dtype(v)
     q, k, v = q.to(ct), k.to(ct), v.to(ct)
     gamma = torch.exp(log_decay.to(ct))[None, :, None, None]
     S = initial_state if initial_state is not None else q.new_zeros(B, H, D, Dv, dtype=acc_dtype(v))
     outs = []
-    for t in range(T):
-        S = gamma * S + k[:, :, t].unsqueeze(-1) * v[:, :, t].unsqueeze(-2)
-        outs.append((q[:, :, t].unsqueeze(-2) @ S).squeeze(-2))
+    for qt, kt, vt in zip(q.unbind(2), k.unbind(2), v.unbind(2)):        # (B, H, D), (B, H, D), (B, H, Dv)
+        S = gamma * S + kt.unsqueeze(-1) * vt.unsqueeze(-2)
+        outs.append((qt.unsqueeze(-2) @ S).squeeze(-2))
     o = torch.stack(outs, dim=2)
     return o.to(dtype), (S if output_final_state else None)

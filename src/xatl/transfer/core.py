@@ -133,6 +133,7 @@ class _Planner:
         self.values: dict[str, torch.Tensor] = {}
         self.donor_records: dict[str, dict] = {}
         self.student_records: dict[str, dict] = {}
+        self.slot_notes: dict[str, str] = {}      # student tensor -> the mixer's Slot.note ("C <- Q", ...)
         self.donor_numel = 0
 
     def add(self, name: str, tensor: torch.Tensor, tied_to: str | None) -> None:
@@ -164,6 +165,8 @@ class _Planner:
                         "status": "copied", "from": name, "component": ROLE_COMPONENT[piece.role],
                         "transform": piece.transform.name + (f"+{note}" if note else ""),
                     }
+                    if target in self.slot_notes:
+                        self.student_records[target]["note"] = self.slot_notes[target]
                     continue
             reasons.append(f"{piece.role}: {reason}")
         n_used = len(rec["to"])
@@ -194,6 +197,8 @@ class _Planner:
         target = f"model.layers.{layer}.mixer.{slot.module}.{kind}"
         if target not in self.shapes:
             return None, f"student {target.rsplit('.', 1)[0]} has no {kind}"
+        if slot.note:
+            self.slot_notes[target] = slot.note
         return target, ""
 
     def _fit(self, value: torch.Tensor, target: str, role: str):

@@ -1,0 +1,72 @@
+"""``swa``: sliding-window softmax attention: each token attends to the ``window`` most recent tokens (itself
+included). Cost linear in the context length, state of fixed size.
+
+The projections are the donor's own (H query heads, H_kv key/value heads, its RoPE, scale and biases), so the
+donor's Q/K/V/O copy in unchanged; with a window as long as the text it *is* the donor's attention.
+State: {"k", "v": (B, H_kv, w, D) rotated keys and values of the last w positions, "valid": (B, w) bool}: a
+window that shifts by one position per token, its size independent of the sequence length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..models.layers import apply_rope
+from ..ops.sliding_window import chunk_swa, naive_swa, recurrent_swa
+from .base import LCIOptions, Mixer, MixerContext, State, merge_heads, padding_mask, split_heads
+
+
+@dataclass
+class SWAOptions(LCIOptions):
+    window: int = 512
+    """Tokens each query sees (itself included)."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.window < 1:
+            raise ValueError(f"window must be >= 1, got {self.window}")
+
+
+class SlidingWindowAttention(Mixer):
+    name = "swa"
+    Options = SWAOptions
+
+    def __init__(self, config, layer_idx: int, **options):
+        super().__init__(config, layer_idx, **options)
+        H, Hkv, D, C = config.num_attention_heads, config.num_key_value_heads, config.head_dim, config.hidden_size
+        self.num_kv_heads = Hkv
+        self.q_proj = nn.Linear(C, H * D, bias=config.attention_bias)
+        self.k_proj = nn.Linear(C, Hkv * D, bias=config.attention_bias)
+        self.v_proj = nn.Linear(C, Hkv * D, bias=config.attention_bias)
+        self.o_proj = nn.Linear(H * D, C, bias=config.attention_out_bias)
+        scale = config.attention_scale if config.attention_scale is not None else D**-0.5
+        if config.attention_scale_inverse_layer:
+            scale /= float(layer_idx + 1)
+        self.scale = scale
+
+    def init_state(self, batch_size, device, dtype) -> State:
+        shape = (batch_size, self.num_kv_heads, self.opts.window, self.head_dim)
+        return {"k": torch.zeros(shape, device=device, dtype=torch.float32),
+                "v": torch.zeros(shape, device=device, dtype=torch.float32),
+                "valid": torch.zeros(batch_size, self.opts.window, device=device, dtype=torch.bool)}
+
+    def forward(self, x, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
+        """x (B, T, C) -> (B, T, C)."""
+        T = x.shape[1]
+        q = split_heads(self.q_proj(x), self.head_dim)                     # (B, H, T, D)
+        k = split_heads(self.k_proj(x), self.head_dim)                     # (B, H_kv, T, D)
+        v = split_heads(self.v_proj(x), self.head_dim)
+        if ctx.rope is not None:
+            q, k = apply_rope(q, *ctx.rope), apply_rope(k, *ctx.rope)
+        init = (state["k"], state["v"], state["valid"]) if state is not None else None
+        kw = dict(scale=self.scale, key_mask=padding_mask(ctx, T), initial_state=init, output_final_state=use_cache)
+        form = self._form_for(T, state)
+        if form == "chunked":
+            o, final = chunk_swa(q, k, v, self.opts.window, chunk_size=self.opts.chunk_size, **kw)
+        else:
+            o, final = (naive_swa if form == "naive" else recurrent_swa)(q, k, v, self.opts.window, **kw)
+        new_state = dict(zip(("k", "v", "valid"), final)) if use_cache else None
+        return self.o_proj(merge_heads(o)), new_state

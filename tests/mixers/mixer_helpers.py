@@ -1,0 +1,58 @@
+"""Shared helpers for the mixer tests: one tiny config per mixer case, a mixer with well-scaled random weights,
+and the MixerContext a student would pass it."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import torch
+from torch import nn
+
+import xatl
+from tiny import tiny_donor
+from xatl.mixers import MixerContext
+
+CHUNK = 8
+CASES = {                                                   # id -> (mixer, options)
+    "linear-elu": ("linear", {}),
+    "linear-relu": ("linear", {"feature_map": "relu"}),
+    "linear-t2r": ("linear", {"feature_map": "t2r"}),
+    "linear-hedgehog": ("linear", {"feature_map": "hedgehog", "feature_dim": 4}),
+    "retention": ("retention", {}),
+    "retention-xpos": ("retention", {"xpos": True}),
+    "gla": ("gla", {}),
+    "mamba": ("mamba", {}),
+    "mamba2": ("mamba2", {}),
+    "swa": ("swa", {"window": 5}),
+}
+LCI_MIXERS = ("linear", "retention", "gla", "mamba", "mamba2", "swa")
+
+
+@cache
+def donor(family: str = "llama"):
+    return tiny_donor(family)
+
+
+def config(case: str, family: str = "llama", **extra):
+    name, opts = CASES[case]
+    return xatl.student_config(donor(family).config, mixer=name, mixer_options=dict(opts, chunk_size=CHUNK, **extra))
+
+
+def make_mixer(case: str, seed: int = 0, family: str = "llama", **extra):
+    """(mixer of layer 0, the student's rotary module or None) with unit-scale random projections."""
+    torch.manual_seed(seed)
+    model = xatl.XATLForCausalLM(config(case, family, **extra))
+    mixer = model.model.layers[0].mixer
+    with torch.no_grad():
+        for m in mixer.modules():
+            if isinstance(m, nn.Linear):
+                m.weight.normal_(0, m.in_features**-0.5)
+    return mixer.float().eval(), model.model.rotary
+
+
+def context(rotary, x, position_ids=None, attention_mask=None) -> MixerContext:
+    B, T = x.shape[:2]
+    if position_ids is None:
+        position_ids = torch.arange(T).expand(B, T)
+    rope = rotary(x, position_ids) if rotary is not None else None
+    return MixerContext(position_ids=position_ids, rope=rope, attention_mask=attention_mask)
