@@ -32,3 +32,13 @@ def smollm2(smollm2_dir):
 
     model = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).eval()
     return model, AutoTokenizer.from_pretrained(smollm2_dir)
+
+
+@pytest.fixture(autouse=True)
+def _no_global_state_leaks():
+    """Library code and in-process CLI calls must leave torch's global grad mode as they found it: a leak once
+    turned every later training test into 'element 0 of tensors does not require grad'."""
+    yield
+    leaked = not torch.is_grad_enabled()
+    torch.set_grad_enabled(True)
+    assert not leaked, "this test left torch.is_grad_enabled() == False (a global torch.set_grad_enabled leak)"

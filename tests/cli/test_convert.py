@@ -6,8 +6,8 @@ import json
 
 import pytest
 import torch
-from tiny import tiny_donor
 
+from tiny import tiny_donor
 from xatl.cli.main import main
 
 

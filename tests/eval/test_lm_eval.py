@@ -25,7 +25,7 @@ TASKS = "piqa,arc_easy,winogrande,lambada"
 
 @pytest.fixture(scope="module")
 def lm_suite(tmp_path_factory):
-    from conftest import write_suite
+    from eval_helpers import write_suite
 
     root = tmp_path_factory.mktemp("lm-eval")
     suite = write_suite(root / "suite")

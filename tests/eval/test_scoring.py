@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from eval_helpers import LAMBADA, MC_DOCS, WINOGRANDE
 
-from conftest import LAMBADA, MC_DOCS, WINOGRANDE
 from xatl.eval import evaluate, evaluate_path, load_task, relative_scores, weights_sha256
 from xatl.eval.perplexity import heldout_perplexity, windows
 from xatl.eval.scoring import PairEncoder

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from generation_helpers import LCI_MIXERS, prompt_ids
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 import xatl
-from conftest import LCI_MIXERS, prompt_ids
 from xatl import XATLCache
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from conftest import SOME_VARIANT_IDS, SOME_VARIANTS, VARIANT_IDS, VARIANTS, prompt_ids
+from generation_helpers import SOME_VARIANT_IDS, SOME_VARIANTS, VARIANT_IDS, VARIANTS, prompt_ids
 
 ATOL, RTOL = 5e-5, 1e-4
 
@@ -113,7 +112,8 @@ def test_top_k_one_sampling_is_greedy(student):
 def test_other_skeletons_left_padding_and_greedy(family):
     """Learned positions (GPT-2) and parallel residual with partial rotary (GPT-NeoX), as retention hybrids:
     left-padded batches equal each prompt alone, and cached greedy decoding equals full re-forwards."""
-    from conftest import build_student
+    from generation_helpers import build_student
+
     from tiny import tiny_donor
 
     model, _ = build_student(tiny_donor(family, seed=1), "retention", (1,))

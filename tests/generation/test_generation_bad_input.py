@@ -7,9 +7,9 @@ import logging
 
 import pytest
 import torch
+from generation_helpers import prompt_ids
 from transformers import DynamicCache
 
-from conftest import prompt_ids
 from xatl import XATLCache
 from xatl.errors import GenerationError, XATLError
 

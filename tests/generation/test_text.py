@@ -7,10 +7,10 @@ import io
 
 import pytest
 import torch
+from generation_helpers import char_tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer, TextStreamer, pipeline
 
 import xatl
-from conftest import char_tokenizer
 from xatl.errors import GenerationError
 from xatl.generation import ChatSession, DecodingSettings, StreamPrinter, cut_at_stop, generate_text, render_plain
 

@@ -11,12 +11,13 @@ import textwrap
 
 import pytest
 import torch
-from tiny import VOCAB, tiny_donor
 
 import xatl
+from tiny import VOCAB, tiny_donor
 
 PROBE = textwrap.dedent("""
     import sys, json, torch
+    torch.set_num_threads({threads})  # the parent's thread count: same reduction order, so bit-exact logits
     {block}
     from transformers import AutoModelForCausalLM
     m = AutoModelForCausalLM.from_pretrained(sys.argv[1], **json.loads(sys.argv[2])).eval()
@@ -34,7 +35,7 @@ def _probe(path, out, kwargs, block_xatl=False):
              "        raise ImportError('xatl is blocked in this test')\n"
              "    return _imp(name, *a, **k)\n"
              "builtins.__import__ = _no_xatl") if block_xatl else "import xatl"
-    code = PROBE.format(block=block, n=21, vocab=VOCAB)
+    code = PROBE.format(block=block, n=21, vocab=VOCAB, threads=torch.get_num_threads())
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(out.parent / "hf_modules"))
     proc = subprocess.run([sys.executable, "-c", code, str(path), json.dumps(kwargs), str(out)],
                           capture_output=True, text=True, env=env, timeout=300)

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from train_helpers import quick
 
-from conftest import quick
 from xatl.train import train
 from xatl.train.metrics import read_metrics
 

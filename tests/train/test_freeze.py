@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
+from train_helpers import quick
 
 import xatl
-from conftest import quick
 from xatl.train import LITRule, train
 from xatl.train.metrics import read_metrics
 

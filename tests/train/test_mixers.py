@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from train_helpers import quick
 
 import xatl
-from conftest import quick
 from xatl.train import AlignConfig, KDConfig, train
 from xatl.train.metrics import read_metrics
 

@@ -7,9 +7,9 @@ import json
 import math
 
 import pytest
+from train_helpers import quick
 
 import xatl
-from conftest import quick
 from xatl.train import AlignConfig, train
 from xatl.train.accounting import matmul_params
 from xatl.train.metrics import read_metrics

@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
+from train_helpers import quick
 
 import xatl
-from conftest import quick
 from xatl.errors import TrainingError
 from xatl.train import train
 from xatl.train.checkpoint import list_checkpoints

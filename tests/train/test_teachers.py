@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from train_helpers import quick
 
 import xatl
-from conftest import quick
 from tiny import tiny_donor
 from xatl.train import AlignConfig, KDConfig, LoRAConfig, train
 from xatl.train.metrics import read_metrics

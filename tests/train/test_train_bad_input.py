@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 from datasets import DatasetDict
+from train_helpers import blocks, make_data, quick
 
 import xatl
-from conftest import blocks, make_data, quick
 from tiny import tiny_donor
 from xatl.cli.main import main
 from xatl.errors import ConfigError, DataError, OutputExistsError, TrainingError

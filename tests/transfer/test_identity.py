@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny import FAMILIES, VOCAB, tiny_donor
 
 import xatl
+from tiny import FAMILIES, VOCAB, tiny_donor
 
 
 def _inputs(seed=0):

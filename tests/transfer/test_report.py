@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny import FAMILIES, tiny_donor
 
 import xatl
+from tiny import FAMILIES, tiny_donor
 from xatl.errors import ConfigError
 from xatl.transfer.core import parse_copy
 from xatl.transfer.report import TransferReport

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
 
 
-def run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> int:
     import torch
 
     from ..eval.loading import load_model
@@ -35,7 +35,6 @@ def run(args: argparse.Namespace) -> int:
     from ..generation.settings import DecodingSettings
 
     settings = DecodingSettings.from_args(args)
-    torch.set_grad_enabled(False)
     model, tokenizer = load_model(args.model, device=args.device, dtype=getattr(torch, args.dtype))
     session = ChatSession(model, tokenizer, settings, system=args.system)
     fmt = "chat template" if session.uses_template else "plain User:/Assistant: format"
@@ -60,3 +59,11 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         sys.stdout.flush()
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Inference only: gradients are off for the command, and back on after it (the CLI may run in-process)."""
+    import torch
+
+    with torch.no_grad():
+        return _run(args)

@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="nothing on stderr but errors (no loading bar, no summary line)")
 
 
-def run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> int:
     import torch
 
     from ..errors import GenerationError
@@ -42,7 +42,6 @@ def run(args: argparse.Namespace) -> int:
     prompt = args.prompt if args.prompt is not None else sys.stdin.read()
     if not prompt:
         raise GenerationError("the prompt is empty; pass some text with --prompt (or on stdin)")
-    torch.set_grad_enabled(False)
     if args.quiet:
         from transformers.utils import logging as hf_logging
 
@@ -56,3 +55,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{result.prompt_tokens} prompt + {result.new_tokens} new tokens in {result.seconds:.2f} s, "
               f"{result.tokens_per_s:.1f} tokens/s{memory}]", file=sys.stderr)
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Inference only: gradients are off for the command, and back on after it (the CLI may run in-process)."""
+    import torch
+
+    with torch.no_grad():
+        return _run(args)

@@ -56,7 +56,7 @@ def _name(path: str) -> str:
     return Path(str(path).rstrip("/")).name or str(path)
 
 
-def run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> int:
     import torch
 
     from ..eval.loading import load_model
@@ -67,7 +67,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = ProfileConfig(contexts=args.contexts, decode_steps=args.steps, warmup_steps=max(0, args.warmup),
                         prefill_chunk=args.prefill_chunk, batch_size=args.batch_size)
     dtype = getattr(torch, args.dtype)
-    torch.set_grad_enabled(False)
     profiles = []
     for role, path in (("model", args.model), ("donor", args.donor)):
         if path is None:
@@ -85,3 +84,11 @@ def run(args: argparse.Namespace) -> int:
         plot_profiles(profiles, tmp)
     print(f"wrote {args.out}/profile.json and plots (decode_latency.png, cache_memory.png, prefill_throughput.png)")
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Inference only: gradients are off for the command, and back on after it (the CLI may run in-process)."""
+    import torch
+
+    with torch.no_grad():
+        return _run(args)

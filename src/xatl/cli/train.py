@@ -18,7 +18,7 @@ EPILOG = """examples:
   xatl train --model students/smol-ret --data wiki --out runs/r2 --unfreeze lit:threshold=0.01,patience=2
   xatl train --model students/smol-ret --data default --out runs/r3 --align-steps 200 --kd-weight 0.5 \\
              --donor smollm2-135m --unfreeze step:500
-  accelerate launch --num_processes 2 --cpu -m xatl.cli.main train --model S --data default --out runs/ddp
+  accelerate launch --multi_gpu --num_processes 2 -m xatl.cli.main train --model S --data default --out runs/ddp
 --data takes corpus names (wiki, sotu, pydoc, default), text/json/parquet files or directories, or one directory
 saved with datasets' save_to_disk (ready input_ids blocks). Unfreeze schedules: never, step:N,
 lit:threshold=T,patience=P[,window=W]. See docs/training.md."""
