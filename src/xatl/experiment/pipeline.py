@@ -1,0 +1,280 @@
+"""The stages of a study, in order: tokenizer -> data -> donor -> students (convert + train, per mixer x student x
+seed) -> eval (donor first, then every student) -> profile (decode cost) -> report.
+
+Each stage is resumable (:mod:`xatl.experiment.stages`); outputs live under ``<out>/<recipe name>/``::
+
+    tokenizer/  data/  donor/{init,train}/  students/<mixer>-<name>-s<seed>/{init,train}/
+    eval/<model>/results.json  profile/profile.json  report.md  plots/*.png  summary.json  recipe.yaml
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import yaml
+
+from ..errors import ConfigError, DonorLoadError
+from ..utils.fs import atomic_write_bytes, atomic_write_json, holds_model
+from .evaluation import evaluate_model, profile_models
+from .loader import recipe_to_dict
+from .schema import Recipe, StudentRun
+from .stages import StageRunner
+from .training import TrainJob, default_trainer, init_scratch_donor, read_metrics, unfreeze_step, val_curve
+
+log = logging.getLogger(__name__)
+
+Trainer = Callable[[TrainJob, object], "dict | None"]
+
+
+class Study:
+    """A recipe being run in ``run_dir``: the stages and what they produced."""
+
+    def __init__(self, recipe: Recipe, run_dir: Path, runner: StageRunner, trainer: Trainer, progress: bool):
+        self.recipe, self.dir, self.runner = recipe, run_dir, runner
+        self.trainer, self.progress = trainer, progress
+        self.markers: dict[str, dict] = {}
+        self._dataset = None
+        self._tokenizer = None
+        self._validation_texts = None
+
+    # ------------------------------------------------------------------------------------------ data pieces
+    def data_config(self, cache_dir: Path | None = None):
+        from ..data import DataConfig
+
+        d = self.recipe.data
+        return DataConfig(sources=list(d.sources), block_size=d.block_size, val_fraction=d.val_fraction,
+                          val_documents=d.val_documents, max_documents=d.max_documents, seed=self.recipe.seed,
+                          cache_dir=str(cache_dir) if cache_dir else None)
+
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            from ..donors.load import load_tokenizer
+
+            result = self.markers["tokenizer"]["result"]
+            if result["source"] == "train":
+                self._tokenizer = AutoTokenizer.from_pretrained(result["path"])
+            else:
+                self._tokenizer = load_tokenizer(result["path"])
+            if self._tokenizer is None:
+                raise DonorLoadError(f"the donor at {result['path']!r} has no loadable tokenizer; use "
+                                     "tokenizer.source: train")
+        return self._tokenizer
+
+    def dataset(self):
+        """The packed token blocks (memory-mapped from the data stage's cache)."""
+        if self._dataset is None:
+            from ..data import build_lm_dataset
+
+            cache = Path(self.markers["data"]["result"]["cache_dir"])
+            self._dataset = build_lm_dataset(self.data_config(cache), self.tokenizer())
+        return self._dataset
+
+    def validation_texts(self) -> list[str]:
+        """The held-out documents scored for ppl (the first ``eval.ppl_documents`` of the validation split)."""
+        if self._validation_texts is None:
+            from ..data import validation_documents
+
+            texts = list(validation_documents(self.data_config())["text"])
+            n = self.recipe.eval.ppl_documents
+            self._validation_texts = texts[:n] if n else texts
+        return self._validation_texts
+
+    def token(self, stage: str) -> str:
+        return self.markers[stage]["token"]
+
+    # ---------------------------------------------------------------------------------------------- stages
+    def run_tokenizer(self) -> None:
+        spec = self.recipe.tokenizer
+        inputs = {"tokenizer": asdict(spec), "data": asdict(self.recipe.data), "seed": self.recipe.seed}
+        if spec.source == "donor":
+            inputs["donor"] = self.recipe.donor.source
+
+        def work(d: Path) -> dict:
+            if spec.source == "donor":
+                return {"path": resolve_donor(self.recipe.donor.source), "source": "donor"}
+            from ..data import load_documents, train_tokenizer
+
+            texts = load_documents(self.data_config())["train"]["text"]
+            texts = texts[:spec.max_documents] if spec.max_documents else texts
+            tok = train_tokenizer(texts, spec.vocab_size, d / "tokenizer", overwrite=True, progress=self.progress)
+            return {"path": str(d / "tokenizer"), "source": "train", "vocab_size": len(tok),
+                    "documents": len(texts)}
+
+        self.markers["tokenizer"] = self.runner.run("tokenizer", inputs, work)
+
+    def run_data(self) -> None:
+        inputs = {"data": asdict(self.recipe.data), "seed": self.recipe.seed, "tokenizer": self.token("tokenizer")}
+
+        def work(d: Path) -> dict:
+            from ..data import build_lm_dataset
+
+            ds = build_lm_dataset(self.data_config(d / "cache"), self.tokenizer())
+            block = self.recipe.data.block_size
+            return {"cache_dir": str(d / "cache"), "train_blocks": len(ds["train"]),
+                    "validation_blocks": len(ds["validation"]), "train_tokens": len(ds["train"]) * block,
+                    "validation_tokens": len(ds["validation"]) * block, "block_size": block}
+
+        self.markers["data"] = self.runner.run("data", inputs, work)
+
+    def run_donor(self) -> None:
+        donor = self.recipe.donor
+        inputs = {"source": donor.source, "tokenizer": self.token("tokenizer")}
+        if donor.source == "scratch":
+            inputs.update(architecture=asdict(donor.architecture), train=asdict(donor.train),
+                          data=self.token("data"), seed=self.recipe.seed)
+
+        def work(d: Path) -> dict:
+            if donor.source != "scratch":
+                return {"path": resolve_donor(donor.source), "trained": False}
+            if not holds_model(d / "init"):
+                init_scratch_donor(donor.architecture, self.tokenizer(), d / "init", self.recipe.seed)
+            job = self._job(donor.train, d / "init", d / "train", self.recipe.seed, False, "never", donor.train.lr)
+            result = self.trainer(job, self.dataset()) or {}
+            return {"path": _final(d / "train"), "trained": True, "trainer": result,
+                    **_curve_summary(d / "train")}
+
+        self.markers["donor"] = self.runner.run("donor", inputs, work)
+
+    def run_student(self, run: StudentRun) -> None:
+        spec = run.spec
+        copies = spec.copy.strip() != "none"
+        lr = spec.lr or self.recipe.train.lr
+        inputs = {"mixer": run.mixer, "seed": run.seed, "copy": spec.copy, "attention_layers": spec.attention_layers,
+                  "mixer_options": spec.mixer_options, "freeze": spec.freeze and copies,
+                  "unfreeze": spec.unfreeze if copies else "never", "lr": lr, "train": asdict(self.recipe.train),
+                  "donor": self.token("donor"), "data": self.token("data")}
+
+        def work(d: Path) -> dict:
+            from ..transfer import convert
+
+            if not holds_model(d / "init"):
+                convert(self.markers["donor"]["result"]["path"], d / "init", mixer=run.mixer,
+                        attention_layers=spec.attention_layers, copy=spec.copy, mixer_options=spec.mixer_options,
+                        overwrite=True, seed=run.seed)
+            job = self._job(self.recipe.train, d / "init", d / "train", run.seed, inputs["freeze"],
+                            inputs["unfreeze"], lr)
+            result = self.trainer(job, self.dataset()) or {}
+            summary = _curve_summary(d / "train")
+            if not copies:                        # nothing was copied, so nothing was ever frozen
+                summary["unfreeze_step"] = None
+            elif "unfrozen_after" in result:      # the trainer's own word beats reading the frozen flags
+                summary["unfreeze_step"] = result["unfrozen_after"]
+            return {"path": _final(d / "train"), "mixer": run.mixer, "student": spec.name, "seed": run.seed,
+                    "trainer": result, **summary}
+
+        self.markers[f"students/{run.id}"] = self.runner.run(f"students/{run.id}", inputs, work)
+
+    def run_eval(self, model: str) -> None:
+        """Evaluate ``donor`` or a student id (relative to the donor's results)."""
+        stage = "donor" if model == "donor" else f"students/{model}"
+        chosen = self.recipe.eval.suite_students
+        zero_shot = model == "donor" or chosen is None or self.markers[stage]["result"].get("student") in chosen
+        inputs = {"eval": asdict(self.recipe.eval), "model": self.token(stage), "data": self.token("data"),
+                  "zero_shot": zero_shot}
+        if model != "donor":
+            inputs["donor_eval"] = self.token("eval/donor")
+
+        def work(d: Path) -> dict:
+            donor_results = None if model == "donor" else self.dir / "eval" / "donor" / "results.json"
+            results = evaluate_model(self.markers[stage]["result"]["path"], self.recipe, self.validation_texts(),
+                                     donor_results=donor_results, device=self.device, progress=self.progress,
+                                     zero_shot=zero_shot)
+            atomic_write_json(d / "results.json", results)
+            return {"results": str(d / "results.json")}
+
+        self.markers[f"eval/{model}"] = self.runner.run(f"eval/{model}", inputs, work)
+
+    def run_profile(self) -> None:
+        models = self.profiled_models()
+        inputs = {"profile": asdict(self.recipe.profile), "models": {k: self.token(v) for k, v in models.items()}}
+
+        def work(d: Path) -> dict:
+            paths = {label: self.markers[stage]["result"]["path"] for label, stage in models.items()}
+            profiles = profile_models(paths, self.recipe.profile, device=self.device, progress=self.progress)
+            atomic_write_json(d / "profile.json", profiles)
+            return {"profile": str(d / "profile.json")}
+
+        self.markers["profile"] = self.runner.run("profile", inputs, work)
+
+    def profiled_models(self) -> dict[str, str]:
+        """{label: stage} of the models whose decode cost is measured: the donor, and the first seed of each
+        mixer's main student and of each hybrid student."""
+        out = {"donor (softmax)": "donor"}
+        main = self.recipe.student(self.recipe.report.main)
+        for run in self.recipe.runs():
+            first = run.seed == run.spec.seeds[0]
+            if first and (run.spec is main or run.spec.group == "hybrid"):
+                out[f"{run.mixer} {run.label}"] = f"students/{run.id}"
+        return out
+
+    # ------------------------------------------------------------------------------------------------ helpers
+    @property
+    def device(self) -> str:
+        return self.recipe.device
+
+    def _job(self, spec, model: Path, out: Path, seed: int, freeze: bool, unfreeze: str, lr: float) -> TrainJob:
+        return TrainJob(model=str(model), out_dir=str(out), max_steps=spec.max_steps,
+                        micro_batch_size=spec.micro_batch_size, grad_accum=spec.grad_accum, lr=lr,
+                        warmup_steps=spec.warmup_steps, eval_every=spec.eval_every, eval_batches=spec.eval_batches,
+                        seed=seed, freeze=freeze, unfreeze=unfreeze, device=self.recipe.device,
+                        options=dict(spec.options), progress=self.progress)
+
+
+def _final(train_dir: Path) -> str:
+    final = train_dir / "final"
+    if not holds_model(final):
+        raise ConfigError(f"the trainer left no model in {str(final)!r}; it must save the trained model there")
+    return str(final)
+
+
+def _curve_summary(train_dir: Path) -> dict:
+    rows = read_metrics(train_dir)
+    curve = val_curve(rows)
+    last = rows[-1] if rows else {}
+    return {"final_val_loss": curve[-1][1] if curve else None, "eval_points": len(curve),
+            "steps": last.get("step"), "tokens": last.get("tokens"), "wall": last.get("wall"),
+            "unfreeze_step": unfreeze_step(rows)}
+
+
+def resolve_donor(source: str) -> str:
+    """A real donor's location (fetching a registry asset such as ``smollm2-135m`` first)."""
+    from ..donors.load import resolve_source
+
+    src = resolve_source(source)
+    if src.kind == "hub":
+        raise DonorLoadError(f"donor {source!r} is not a local model directory, .gguf file or fetchable asset "
+                             "(`xatl fetch --list`)")
+    return str(src)
+
+
+def run_experiment(recipe: Recipe, out: str | os.PathLike = "runs", *, force=(), trainer: Trainer | None = None,
+                   progress: bool = True, command: str | None = None) -> Path:
+    """Run every stage of ``recipe`` into ``out/<recipe.name>/`` (skipping what is done) -> the report's path.
+
+    force: stage names or prefixes to redo (``tokenizer``, ``data``, ``donor``, ``students``,
+    ``students/<id>``, ``eval``, ``profile``, ``all``). trainer: see :mod:`xatl.experiment.training`.
+    """
+    from .report import write_report
+
+    run_dir = Path(out).expanduser() / recipe.name
+    runner = StageRunner(run_dir, force=force)
+    study = Study(recipe, run_dir, runner, trainer or default_trainer, progress)
+    with runner.lock():
+        atomic_write_bytes(run_dir / "recipe.yaml", yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False).encode())
+        study.run_tokenizer()
+        study.run_data()
+        study.run_donor()
+        for run in recipe.runs():
+            study.run_student(run)
+        study.run_eval("donor")
+        for run in recipe.runs():
+            study.run_eval(run.id)
+        if recipe.profile.enabled:
+            study.run_profile()
+        return write_report(study, command=command)

@@ -1,0 +1,263 @@
+"""``report.md``: the study's results as Markdown with PNG plots, from :func:`xatl.experiment.summary.collect`.
+
+Sections (always present, saying so when a recipe has nothing for one): Setup, Headline: XATL vs scratch,
+Validation loss, Zero-shot, Ablation: transfer set, Hybrid, Freeze schedules, Decode cost, Seed spread,
+Stages and timings.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..utils.fs import atomic_write_bytes, atomic_write_json
+from . import plots, sysinfo
+from .evaluation import HEADLINE
+from .speedup import RULE, spread
+from .summary import collect
+
+log = logging.getLogger(__name__)
+
+SECTIONS = ("Setup", "Headline: XATL vs scratch", "Validation loss", "Zero-shot", "Ablation: transfer set",
+            "Hybrid", "Freeze schedules", "Decode cost", "Seed spread", "Stages and timings")
+GROUP_SECTIONS = {"transfer": ("Ablation: transfer set", "which donor weights are copied"),
+                  "hybrid": ("Hybrid", "students that keep some softmax attention layers"),
+                  "freeze": ("Freeze schedules", "when the copied (frozen) weights join training")}
+
+
+def _f(x, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _pm(stats, digits: int = 3) -> str:
+    mean, std, n = stats if stats else (None, None, 0)
+    if mean is None:
+        return "-"
+    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f} (n={n})" if std is not None else "")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _sp(entry: dict) -> str:
+    return entry["speedup"]["text"] if entry.get("speedup") else "(baseline)"
+
+
+def _zs(entry: dict | None) -> float | None:
+    return (entry or {}).get("zero_shot_avg")
+
+
+def section_setup(s: dict, recipe) -> str:
+    b, d, tok, donor = s["budget"], s["data"], s["tokenizer"], s["donor"]
+    tok_line = (f"byte-level BPE of {tok.get('vocab_size')} tokens trained on {tok.get('documents')} training "
+                "documents" if tok.get("source") == "train" else f"the donor's own ({tok.get('path')})")
+    dt, arch = recipe.donor.train, recipe.donor.architecture
+    donor_tokens = dt.max_steps * dt.micro_batch_size * dt.grad_accum * recipe.data.block_size
+    donor_line = (f"Llama-style Transformer trained from scratch by this recipe ({arch.num_hidden_layers} layers, "
+                  f"hidden {arch.hidden_size}, {arch.num_attention_heads} heads, MLP {arch.intermediate_size}; "
+                  f"{dt.max_steps} steps = {donor_tokens:,} tokens, {donor_tokens / max(1, b['tokens']):.1f}x a "
+                  f"student's budget); final validation loss {_f(donor.get('final_val_loss'))}"
+                  if recipe.donor.source == "scratch" else f"`{recipe.donor.source}` ({donor.get('path')}), used as "
+                  "it is")
+    rows = [[st.name, st.label or st.name, st.group, ", ".join(st.mixers), f"`{st.copy}`",
+             str(st.attention_layers or "-"), ("frozen, unfreeze " + st.unfreeze) if st.freeze and st.copy != "none"
+             else "all trainable", _f(st.lr or recipe.train.lr, 4), ", ".join(map(str, st.seeds))]
+            for st in recipe.students]
+    return "\n".join([
+        f"- Tokenizer: {tok_line}.",
+        f"- Data: {', '.join(recipe.data.sources)}; {d.get('train_tokens', 0):,} training tokens in blocks of "
+        f"{d.get('block_size')}; {d.get('validation_tokens', 0):,} held-out validation tokens (whole documents, "
+        "never trained on).",
+        f"- Donor: {donor_line}.",
+        f"- Student budget (every student, XATL and scratch alike): {b['steps']} steps x {b['tokens_per_step']:,} "
+        f"tokens = {b['tokens']:,} tokens; AdamW, peak LR {b['lr']} (cosine, {b['warmup_steps']} warm-up steps); "
+        f"validation loss every {b['eval_every']} steps on {b['eval_batches']} fixed batches.",
+        f"- Speedup rule: {RULE}", "", _table(["student", "label", "group", "mixers", "copy", "attention layers",
+                                               "freeze", "lr", "seeds"], rows)])
+
+
+def _verdict(m: dict) -> str:
+    names = {"speedup": "speedup", "lower_loss": "lower validation loss", "higher_zero_shot": "higher zero-shot average"}
+    met = [names[k] for k, v in m["checks"].items() if v is True]
+    missed = [names[k] for k, v in m["checks"].items() if v is False]
+    open_ = [f"{names[k]} ({m.get('undecided', {}).get(k, 'not measured')})" for k, v in m["checks"].items()
+             if v is None]
+    parts = ([f"meets: {', '.join(met)}."] if met else []) + ([f"misses: {', '.join(missed)}."] if missed else []) \
+        + ([f"not established: {', '.join(open_)}."] if open_ else [])
+    return " ".join(parts)
+
+
+def section_headline(s: dict) -> str:
+    target = s["target_speedup"]
+    rows, verdicts = [], []
+    for mixer, m in s["main"].items():
+        rows.append([mixer, _pm(m["scratch_final"]), _pm(m["xatl_final"]), ", ".join(m["speedups"]),
+                     _pm(m["scratch_zero_shot"]), _pm(m["xatl_zero_shot"]), m["verdict"]])
+        verdicts.append(f"- **{mixer}**: {_verdict(m)}")
+    if not rows:
+        return "No main comparison could be made (missing runs)."
+    verdicts += _other_scratch(s)
+    return "\n".join([
+        f"Target: XATL reaches the scratch student's final validation loss in at most 1/{target:g} of the steps "
+        f"(speedup >= {target:g}x), ends at a lower validation loss and a higher zero-shot average.", "",
+        _table(["mixer", "scratch final val loss", "XATL final val loss", "speedup (per seed)",
+                "scratch zero-shot avg", "XATL zero-shot avg", "targets met"], rows), "", *verdicts, "",
+        "Targets met: yes = all three established; no = one missed; undecided = none missed but one not "
+        "established (not measured, or a zero-shot difference within two standard errors). A speedup marked '>=' is "
+        "a lower bound: XATL was already below the target at its first evaluation (step "
+        f"{s['budget']['eval_every']}); `train.eval_every` sets the resolution.", "",
+        "![validation loss, XATL vs scratch](plots/curves_main.png)"])
+
+
+def _other_scratch(s: dict) -> list[str]:
+    """Lines comparing the scratch baseline with other from-scratch runs of the same mixer (e.g. other learning
+    rates): evidence that the baseline is not handicapped."""
+    lines = []
+    base_runs = [r for r in s["runs"].values() if r.get("speedup") is None and r["copy"].strip() == "none"]
+    for base in base_runs:
+        others = [r for r in s["runs"].values() if r["copy"].strip() == "none" and r is not base
+                  and r["mixer"] == base["mixer"] and r["seed"] == base["seed"] and r.get("speedup") is not None]
+        if others:
+            listed = "; ".join(f"{r['label']} (lr {r['lr']:g}) {_f(r['final_val_loss'])}" for r in others)
+            lines.append(f"- Other from-scratch runs of {base['mixer']} (seed {base['seed']}): {listed}; the baseline "
+                         f"(lr {base['lr']:g}) ends at {_f(base['final_val_loss'])}.")
+    return lines
+
+
+def section_loss(s: dict) -> str:
+    rows = []
+    for r in s["runs"].values():
+        base = s["runs"].get(r["baseline"]) if r.get("baseline") else None
+        delta = (r["final_val_loss"] - base["final_val_loss"]) if base and r["final_val_loss"] is not None \
+            and base["final_val_loss"] is not None and base is not r else None
+        rows.append([r["id"], r["label"], r["group"], _f(r["final_val_loss"]), _f(delta) if delta is not None else "-",
+                     _sp(r), str(r["unfreeze_step"] if r["unfreeze_step"] is not None else "-"),
+                     _f(r["seconds"], 0)])
+    out = [_table(["run", "student", "group", "final val loss", "vs scratch", "speedup", "unfrozen at step",
+                   "train+convert s"], rows)]
+    if s["donor"].get("curve"):
+        out += ["", f"Donor final validation loss: {_f(s['donor'].get('final_val_loss'))} "
+                "(trained longer than the students; see its curve below).", "", "![donor](plots/donor.png)"]
+    return "\n".join(out)
+
+
+def section_zero_shot(s: dict) -> str:
+    entries = [("donor", s["donor"].get("eval"))] + [(r["id"], r["eval"]) for r in s["runs"].values()]
+    tasks = [t for t in HEADLINE if any(e and t in e["tasks"] for _, e in entries)]
+    if not any(e for _, e in entries):
+        return "No evaluation results."
+    header = (["model", "ppl", "ppl / donor", "bits/byte"] + [f"{t} ({HEADLINE[t]})" for t in tasks]
+              + ["zero-shot avg", "relative to donor"])
+    rows, at_chance = [], False
+    for name, e in entries:
+        e = e or {"tasks": {}}
+        at_chance |= name != "donor" and bool(e["tasks"]) and not e.get("relative")
+        rows.append([name, _f(e.get("ppl"), 2), _f(e.get("ppl_ratio")) if name != "donor" else "1",
+                     _f(e.get("bits_per_byte"))] + [_f(e["tasks"].get(t)) for t in tasks]
+                    + [_f(e.get("zero_shot_avg")), _f(e.get("relative_avg")) if name != "donor" else "1"])
+    notes = ["0-shot log-likelihood scoring with lm-evaluation-harness definitions, headline metric per task as "
+             "named; ppl = perplexity of the held-out validation documents. Relative to donor = mean over tasks of "
+             "(student - chance) / (donor - chance): 1 is the donor's level, 0 chance; it is shown only for tasks "
+             "where the donor is more than two standard errors above chance."]
+    if at_chance:
+        notes.append("Here the donor is not clearly above chance on the zero-shot tasks, so no relative score "
+                     "is meaningful and zero-shot differences between students are within noise (each task's "
+                     "stderr is in eval/*/results.json); held-out perplexity (ppl / donor) is the comparison that "
+                     "separates them.")
+    return "\n".join([" ".join(notes), "", _table(header, rows)])
+
+
+def section_group(s: dict, group: str, recipe) -> str:
+    title, what = GROUP_SECTIONS[group]
+    members = [r for r in s["runs"].values() if r["group"] == group]
+    if not members:
+        return f"This recipe has no {group} students ({what})."
+    mixers = list(dict.fromkeys(r["mixer"] for r in members))
+    refs = [recipe.report.baseline, recipe.report.main]
+    shown = [r for r in s["runs"].values() if r["mixer"] in mixers and (r["group"] == group or r["student"] in refs)]
+    rows = [[r["id"], r["label"], f"`{r['copy']}`", str(r["attention_layers"] or "-"),
+             (r["unfreeze"] if r["freeze"] else "all trainable"),
+             str(r["unfreeze_step"] if r["unfreeze_step"] is not None else "-"), _f(r["final_val_loss"]), _sp(r),
+             _f(_zs(r["eval"]))] for r in shown]
+    names = list(dict.fromkeys(refs + [r["student"] for r in members]))
+    plots.curves_figure(s, names, Path(s["_plots"]) / f"curves_{group}.png", f"{title}: {what}", mixers)
+    return "\n".join([f"Students that differ from `{recipe.report.main}` in {what}, with the main XATL student and "
+                      "the scratch baseline of the same mixer for reference.", "",
+                      _table(["run", "student", "copy", "attention layers", "freeze", "unfrozen at step",
+                              "final val loss", "speedup", "zero-shot avg"], rows), "",
+                      f"![{title}](plots/curves_{group}.png)"])
+
+
+def section_decode(s: dict) -> str:
+    if not s.get("profiles"):
+        return "Decode cost was not measured (profile.enabled is false)."
+    from ..eval.profile import format_profile_table
+
+    return "\n".join([
+        "Prefill random tokens to each context length, then time single-token decode steps with the cache "
+        "(median); cache = memory the model holds after the prefill. Students keep a fixed-size recurrent state; "
+        "the donor's KV cache grows with the context.", "", "```", format_profile_table(s["profiles"]), "```", "",
+        "![decode latency](plots/decode_latency.png) ![cache memory](plots/cache_memory.png)"])
+
+
+def section_seeds(s: dict) -> str:
+    groups: dict[tuple, list] = {}
+    for r in s["runs"].values():
+        groups.setdefault((r["mixer"], r["student"]), []).append(r)
+    multi = {k: v for k, v in groups.items() if len(v) > 1}
+    if not multi:
+        return "Every run used one seed, so no spread can be shown; raise `seeds` in the recipe to see it."
+    rows = []
+    for (mixer, student), rs in multi.items():
+        sp = [r["speedup"]["speedup"] for r in rs if r.get("speedup") and r["speedup"]["speedup"] is not None]
+        bound = any(r.get("speedup") and r["speedup"]["lower_bound"] for r in rs)
+        rows.append([mixer, student, ", ".join(str(r["seed"]) for r in rs), _pm(spread([r["final_val_loss"] for r in rs])),
+                     (">= " if bound else "") + _pm(spread(sp), 2) if sp else "-",
+                     _pm(spread([_zs(r["eval"]) for r in rs]))])
+    return "Mean ± sample standard deviation over seeds.\n\n" + _table(
+        ["mixer", "student", "seeds", "final val loss", "speedup", "zero-shot avg"], rows)
+
+
+def section_stages(s: dict, invocation: list[dict]) -> str:
+    rows = [[name, _f(sec, 1)] for name, sec in s["stage_seconds"].items()]
+    total = sum(v for v in s["stage_seconds"].values() if v)
+    now = ", ".join(f"{e['stage']} {e['status']}" for e in invocation if e["status"] != "skipped") or "nothing ran"
+    return "\n".join([f"Seconds per stage when it ran (total {total:.0f} s = {total / 60:.1f} min). "
+                      f"This invocation: {now}.", "", _table(["stage", "seconds"], rows)])
+
+
+def render(s: dict, recipe, command: str, machine: dict, invocation: list[dict]) -> str:
+    head = [f"# XATL study `{s['recipe']}`", "", s["description"].strip(), "",
+            f"- Command: `{command}`", f"- Machine: {sysinfo.describe_machine(machine)}", f"- Date: {sysinfo.now()}",
+            "- Packages: " + ", ".join(f"{k} {v}" for k, v in sysinfo.versions().items()), ""]
+    bodies = {"Setup": section_setup(s, recipe), "Headline: XATL vs scratch": section_headline(s),
+              "Validation loss": section_loss(s), "Zero-shot": section_zero_shot(s),
+              **{title: section_group(s, g, recipe) for g, (title, _) in GROUP_SECTIONS.items()},
+              "Decode cost": section_decode(s), "Seed spread": section_seeds(s),
+              "Stages and timings": section_stages(s, invocation)}
+    return "\n".join(head + [f"## {name}\n\n{bodies[name]}\n" for name in SECTIONS])
+
+
+def write_report(study, command: str | None = None) -> Path:
+    """Collect the numbers, draw the plots, write ``report.md`` and ``summary.json``; -> the report's path."""
+    run_dir = study.dir
+    summary = collect(study.recipe, run_dir)
+    plot_dir = run_dir / "plots"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    summary["_plots"] = str(plot_dir)
+    main, base = study.recipe.report.main, study.recipe.report.baseline
+    plots.curves_figure(summary, [base, main], plot_dir / "curves_main.png",
+                        "validation loss: XATL vs scratch at equal tokens and steps")
+    plots.donor_figure(summary, plot_dir / "donor.png")
+    plots.decode_figures(summary, plot_dir)
+    machine = sysinfo.machine()
+    text = render(summary, study.recipe, command or f"xatl run {study.recipe.name}", machine, study.runner.log)
+    summary.pop("_plots")
+    summary["machine"], summary["versions"] = machine, sysinfo.versions()
+    atomic_write_json(run_dir / "summary.json", summary)
+    atomic_write_bytes(run_dir / "report.md", text.encode())
+    log.info("report: %s", run_dir / "report.md")
+    return run_dir / "report.md"

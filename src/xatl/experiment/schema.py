@@ -1,0 +1,219 @@
+"""The recipe schema: one dataclass per section, each field documented. This file is the single source of truth of
+what a recipe may say; :mod:`xatl.experiment.loader` reads YAML into these classes and refuses anything else.
+
+A recipe describes a whole study: the tokenizer, the data, the donor (trained from scratch by the recipe, or a real
+one), the shared student training budget, the students (each a mixer x transfer set x freeze schedule x seeds),
+evaluation, the decode-cost profile and the report. Every student trains with the same ``train`` budget (steps,
+batch, sequence length), so every comparison is at equal tokens and steps by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+GROUPS = ("main", "transfer", "hybrid", "freeze", "extra")
+"""Report sections a student can belong to: ``main`` (XATL vs scratch per mixer), ``transfer`` (ablations of the
+transfer set), ``hybrid`` (students keeping softmax attention layers), ``freeze`` (freeze schedules), ``extra``
+(listed in the tables only)."""
+
+
+@dataclass
+class TokenizerSpec:
+    """Which tokenizer every model uses."""
+
+    source: str = "train"
+    """``train``: a byte-level BPE trained on the recipe's training documents (for a from-scratch donor);
+    ``donor``: the real donor's own tokenizer."""
+    vocab_size: int = 4096
+    """Vocabulary of a trained tokenizer (specials and the 256 byte symbols included)."""
+    max_documents: int | None = None
+    """Train the tokenizer on at most this many training documents (None: all)."""
+
+
+@dataclass
+class DataSpec:
+    """The text every model trains and is validated on (see :class:`xatl.data.DataConfig`)."""
+
+    sources: list[str] = field(default_factory=lambda: ["default"])
+    """Corpus names (``wiki``, ``sotu``, ``pydoc``; ``default`` = all three) or paths, mixed in this order."""
+    block_size: int = 128
+    """Tokens per training sequence."""
+    val_fraction: float = 0.01
+    """Fraction of whole documents held out for validation (never trained on)."""
+    val_documents: int | None = None
+    """Hold out exactly this many documents instead of ``val_fraction``."""
+    max_documents: int | None = None
+    """Use only the first N documents of each source (quick runs, tests)."""
+
+
+@dataclass
+class ArchitectureSpec:
+    """The Llama-style architecture of a donor trained from scratch (a ``transformers.LlamaConfig``)."""
+
+    hidden_size: int = 192
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 6
+    num_key_value_heads: int | None = None
+    """None: as many as ``num_attention_heads`` (no grouped-query attention)."""
+    intermediate_size: int = 512
+    max_position_embeddings: int = 2048
+    rope_theta: float = 10000.0
+    tie_word_embeddings: bool = True
+    initializer_range: float = 0.02
+
+
+@dataclass
+class TrainSpec:
+    """A training budget and optimiser settings (the fields of :class:`xatl.train.TrainConfig` a recipe sets)."""
+
+    max_steps: int = 100
+    """Optimizer steps. Tokens = max_steps * micro_batch_size * grad_accum * data.block_size."""
+    micro_batch_size: int = 16
+    """Sequences per forward pass."""
+    grad_accum: int = 1
+    """Forward passes per optimizer step."""
+    lr: float = 3e-3
+    """Peak learning rate (AdamW, cosine decay after warm-up)."""
+    warmup_steps: int = 10
+    eval_every: int = 10
+    """Steps between validation-loss evaluations (the points of the loss curves and of the speedup)."""
+    eval_batches: int = 8
+    """Validation batches per evaluation (the same batches every time)."""
+    options: dict = field(default_factory=dict)
+    """Further :class:`xatl.train.TrainConfig` fields, passed as they are (checked by the trainer)."""
+
+
+@dataclass
+class DonorSpec:
+    """The donor: a Transformer trained from scratch by the recipe, or a real pretrained one."""
+
+    source: str = "scratch"
+    """``scratch`` (train ``architecture`` with ``train`` on the recipe's data), or a model directory, ``.gguf``
+    file or fetched asset name (e.g. ``smollm2-135m``)."""
+    architecture: ArchitectureSpec = field(default_factory=ArchitectureSpec)
+    """Architecture of a from-scratch donor (ignored for a real donor)."""
+    train: TrainSpec = field(default_factory=lambda: TrainSpec(max_steps=600, lr=3e-3, warmup_steps=30,
+                                                               eval_every=100))
+    """Training budget of a from-scratch donor (ignored for a real donor)."""
+
+
+@dataclass
+class StudentSpec:
+    """One kind of student, trained once per mixer and seed with the recipe's shared ``train`` budget."""
+
+    name: str
+    """Short name (letters, digits, ``-``, ``_``); a run is ``<mixer>-<name>-s<seed>``."""
+    mixers: list[str]
+    """Token mixers to build this student with (``xatl.MIXERS``)."""
+    copy: str = "default"
+    """Donor components copied into the student (``xatl convert --copy``): ``default`` (all shared but Q/K/V),
+    ``none`` (a from-scratch student of the same architecture), or a comma list of embed, norms, mlp, lm_head,
+    o_proj, qkv."""
+    attention_layers: list[int] = field(default_factory=list)
+    """Layers that keep the donor's softmax attention (a hybrid)."""
+    mixer_options: dict = field(default_factory=dict)
+    """Options of the mixer (e.g. ``{chunk_size: 64}``); validated by each mixer."""
+    freeze: bool = True
+    """Freeze the copied weights at the start (the paper's recipe); ignored when nothing is copied."""
+    unfreeze: str = "never"
+    """When frozen weights join training: ``never``, ``step:N`` or ``lit:threshold=T,patience=P`` (the paper's
+    Loss Improvement Threshold)."""
+    lr: float | None = None
+    """Peak learning rate of this student (None: ``train.lr``). Steps and batch are shared by every student."""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    """One run per seed (initialisation of fresh weights and data order)."""
+    group: str = "main"
+    """Report section: main, transfer, hybrid, freeze or extra."""
+    label: str | None = None
+    """How the report names this student (None: ``name``)."""
+
+
+@dataclass
+class EvalSpec:
+    """Evaluation of the donor and every student after training (:func:`xatl.eval.evaluate`)."""
+
+    tasks: list[str] = field(default_factory=lambda: ["ppl", "piqa", "arc_easy", "hellaswag"])
+    """Tasks of the suite: ppl (held-out perplexity), lambada, hellaswag, piqa, arc_easy, arc_challenge,
+    winogrande."""
+    limit: int | None = 200
+    """The first N documents of each zero-shot task (None: all)."""
+    ppl_documents: int | None = 60
+    """Held-out validation documents scored for ppl (None: all)."""
+    suite_students: list[str] | None = None
+    """Students (by name) scored on the zero-shot tasks; the others get ``ppl`` only (None: every student; the
+    donor always is). Zero-shot scoring dominates evaluation time on a CPU."""
+    ppl_window: int | None = None
+    """Tokens per held-out window (None: ``data.block_size``, the context the students were trained at)."""
+    batch_size: int = 16
+
+
+@dataclass
+class ProfileSpec:
+    """Decode cost of the donor and of each mixer's main student (:mod:`xatl.eval.profile`)."""
+
+    enabled: bool = True
+    contexts: list[int] = field(default_factory=lambda: [128, 512, 2048])
+    """Context lengths at which decoding is timed."""
+    decode_steps: int = 8
+    warmup_steps: int = 2
+    prefill_chunk: int = 512
+
+
+@dataclass
+class ReportSpec:
+    """What the report compares."""
+
+    main: str = "xatl"
+    """The student that stands for XATL in the headline comparison."""
+    baseline: str = "scratch"
+    """The from-scratch student every other student is compared with (same mixer, same seed)."""
+    target_speedup: float = 2.5
+    """The speedup the headline comparison is held against (the paper's 2.5x)."""
+
+
+@dataclass
+class Recipe:
+    """A whole study (``xatl run RECIPE``)."""
+
+    name: str
+    """Name of the study; outputs go to ``<out>/<name>/``."""
+    students: list[StudentSpec]
+    description: str = ""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``..."""
+    seed: int = 0
+    """Seed of the tokenizer, the data split and the donor."""
+    tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    donor: DonorSpec = field(default_factory=DonorSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    """The budget every student trains with (equal tokens and steps)."""
+    eval: EvalSpec = field(default_factory=EvalSpec)
+    profile: ProfileSpec = field(default_factory=ProfileSpec)
+    report: ReportSpec = field(default_factory=ReportSpec)
+    presets: dict = field(default_factory=dict)
+    """Named partial recipes applied on request (``xatl run RECIPE --preset NAME``), e.g. a CPU-sized budget."""
+
+    def student(self, name: str) -> StudentSpec | None:
+        return next((s for s in self.students if s.name == name), None)
+
+    def runs(self) -> list[StudentRun]:
+        """Every student run, in the order of ``students``, then mixers, then seeds."""
+        return [StudentRun(s, m, seed) for s in self.students for m in s.mixers for seed in s.seeds]
+
+
+@dataclass
+class StudentRun:
+    """One trained student: a spec with one mixer and one seed."""
+
+    spec: StudentSpec
+    mixer: str
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.mixer}-{self.spec.name}-s{self.seed}"
+
+    @property
+    def label(self) -> str:
+        return self.spec.label or self.spec.name

@@ -1,0 +1,137 @@
+"""The numbers of a finished study, gathered from its run directory into one JSON-able dict (``summary.json``);
+the report and the plots are drawn from it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from .evaluation import headline
+from .schema import Recipe, StudentRun
+from .speedup import final_loss, speedup, spread
+from .stages import DONE, read_json
+from .training import read_metrics, val_curve
+
+
+def _result(run_dir: Path, stage: str) -> dict:
+    marker = read_json(run_dir / stage / DONE) or {}
+    return marker.get("result", {}) | {"seconds": marker.get("seconds")}
+
+
+def _eval(run_dir: Path, model: str) -> dict | None:
+    path = run_dir / "eval" / model / "results.json"
+    try:
+        return headline(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def _run_entry(recipe: Recipe, run_dir: Path, run: StudentRun) -> dict:
+    d = run_dir / "students" / run.id
+    rows = read_metrics(d / "train")
+    curve = val_curve(rows)
+    s = run.spec
+    copies = s.copy.strip() != "none"
+    return {"id": run.id, "mixer": run.mixer, "student": s.name, "label": run.label, "group": s.group,
+            "seed": run.seed, "copy": s.copy, "attention_layers": s.attention_layers, "freeze": s.freeze and copies,
+            "unfreeze": s.unfreeze if copies else "never", "lr": s.lr or recipe.train.lr,
+            "curve": [list(p) for p in curve], "final_val_loss": final_loss(curve),
+            "tokens": rows[-1].get("tokens") if rows else None,
+            "unfreeze_step": _result(run_dir, f"students/{run.id}").get("unfreeze_step"),
+            "seconds": _result(run_dir, f"students/{run.id}").get("seconds"), "eval": _eval(run_dir, run.id)}
+
+
+def _baseline_of(runs: dict, recipe: Recipe, entry: dict) -> dict | None:
+    base = recipe.student(recipe.report.baseline)
+    same = runs.get(f"{entry['mixer']}-{base.name}-s{entry['seed']}")
+    return same or next((r for r in runs.values() if r["student"] == base.name and r["mixer"] == entry["mixer"]),
+                        None)
+
+
+def _main_rows(recipe: Recipe, runs: dict) -> dict:
+    """Per mixer: the main XATL student against the scratch baseline, over seeds, with the verdict."""
+    main, base, target = recipe.report.main, recipe.report.baseline, recipe.report.target_speedup
+    out = {}
+    for mixer in recipe.student(main).mixers:
+        xs = [r for r in runs.values() if r["student"] == main and r["mixer"] == mixer]
+        bs = [r for r in runs.values() if r["student"] == base and r["mixer"] == mixer]
+        if not xs or not bs:
+            continue
+        sp = [r["speedup"] for r in xs]
+        x_loss, b_loss = spread([r["final_val_loss"] for r in xs]), spread([r["final_val_loss"] for r in bs])
+        x_zs = spread([(r["eval"] or {}).get("zero_shot_avg") for r in xs])
+        b_zs = spread([(r["eval"] or {}).get("zero_shot_avg") for r in bs])
+        noise = _difference_noise([(r["eval"] or {}).get("zero_shot_stderr") for r in xs],
+                                  [(r["eval"] or {}).get("zero_shot_stderr") for r in bs])
+        zero_shot, why = _higher(x_zs[0], b_zs[0], noise)
+        checks = {"speedup": all(bool(s and s.get("reached") and (s["unbounded"] or s["speedup"] >= target))
+                                 for s in sp),
+                  "lower_loss": _less(x_loss[0], b_loss[0]), "higher_zero_shot": zero_shot}
+        values = [s["speedup"] for s in sp if s and s.get("speedup") is not None]
+        verdict = "no" if False in checks.values() else "yes" if all(checks.values()) else "undecided"
+        out[mixer] = {"xatl_final": x_loss, "scratch_final": b_loss, "xatl_zero_shot": x_zs, "scratch_zero_shot": b_zs,
+                      "speedups": [s["text"] if s else "no curve" for s in sp], "speedup_mean": spread(values),
+                      "speedup_lower_bound": any(bool(s and s.get("lower_bound")) for s in sp),
+                      "zero_shot_noise": noise, "seeds": len(xs), "checks": checks,
+                      "undecided": {"higher_zero_shot": why} if why else {}, "verdict": verdict,
+                      "meets_target": verdict == "yes"}
+    return out
+
+
+def _difference_noise(a: list, b: list) -> float | None:
+    """Two standard errors of (mean of a) - (mean of b), from each run's standard error (None if unknown)."""
+    if not a or not b or None in a or None in b:
+        return None
+    var = sum(e * e for e in a) / len(a) ** 2 + sum(e * e for e in b) / len(b) ** 2
+    return 2 * math.sqrt(var)
+
+
+def _higher(x: float | None, b: float | None, noise: float | None) -> tuple[bool | None, str | None]:
+    """Is the XATL zero-shot average ``x`` higher than scratch's ``b``? (None, why) when not measured or when the
+    difference is within ``noise`` (two standard errors of the difference): then it is not established."""
+    if x is None or b is None:
+        return None, "not measured"
+    if noise is not None and abs(x - b) <= noise:
+        return None, f"difference {x - b:+.3f} within noise ±{noise:.3f}"
+    return x > b, None
+
+
+def _less(a: float | None, b: float | None) -> bool | None:
+    """a < b, or None when either was not measured."""
+    return None if a is None or b is None else a < b
+
+
+def collect(recipe: Recipe, run_dir: str | Path) -> dict:
+    """Everything the report shows, read from ``run_dir``."""
+    run_dir = Path(run_dir)
+    t = recipe.train
+    tokens_per_step = t.micro_batch_size * t.grad_accum * recipe.data.block_size
+    donor_rows = read_metrics(run_dir / "donor" / "train")
+    runs = {r.id: _run_entry(recipe, run_dir, r) for r in recipe.runs()}
+    for entry in runs.values():
+        base = _baseline_of(runs, recipe, entry)
+        entry["baseline"] = base["id"] if base else None
+        entry["speedup"] = (speedup(base["curve"], entry["curve"]).to_dict()
+                            if base and entry["student"] != recipe.report.baseline else None)
+    profile = _result(run_dir, "profile")
+    try:
+        profiles = json.loads(Path(profile["profile"]).read_text()) if profile.get("profile") else []
+    except (OSError, ValueError):
+        profiles = []
+    stages = {}
+    for marker_path in sorted(run_dir.glob(f"**/{DONE}")):
+        marker = read_json(marker_path) or {}
+        stages[marker.get("stage", str(marker_path.parent))] = marker.get("seconds")
+    return {
+        "recipe": recipe.name, "description": recipe.description, "target_speedup": recipe.report.target_speedup,
+        "budget": {"steps": t.max_steps, "micro_batch_size": t.micro_batch_size, "grad_accum": t.grad_accum,
+                   "block_size": recipe.data.block_size, "tokens_per_step": tokens_per_step,
+                   "tokens": tokens_per_step * t.max_steps, "lr": t.lr, "warmup_steps": t.warmup_steps,
+                   "eval_every": t.eval_every, "eval_batches": t.eval_batches},
+        "tokenizer": _result(run_dir, "tokenizer"), "data": _result(run_dir, "data"),
+        "donor": _result(run_dir, "donor") | {"curve": [list(p) for p in val_curve(donor_rows)],
+                                               "eval": _eval(run_dir, "donor"), "source": recipe.donor.source},
+        "runs": runs, "main": _main_rows(recipe, runs), "profiles": profiles, "stage_seconds": stages,
+    }

@@ -1,0 +1,113 @@
+"""Recipes: the embedded ones load; unknown keys and bad values are refused with the dotted path of the field."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from experiment_helpers import tiny_raw
+
+from xatl.cli.main import main
+from xatl.errors import ConfigError
+from xatl.experiment import embedded_recipes, load_recipe, parse_recipe
+
+
+def _refused(raw: dict) -> str:
+    with pytest.raises(ConfigError) as e:
+        parse_recipe(raw, "recipe t.yaml")
+    return str(e.value)
+
+
+def test_tiny_recipe_parses_into_runs():
+    recipe = parse_recipe(tiny_raw())
+    assert recipe.train.max_steps == 12 and recipe.donor.architecture.hidden_size == 32
+    ids = [r.id for r in recipe.runs()]
+    assert ids[:4] == ["retention-xatl-s0", "gla-xatl-s0", "retention-scratch-s0", "gla-scratch-s0"]
+    assert "retention-frozen-s1" in ids and len(ids) == len(set(ids)) == 8
+
+
+def test_embedded_recipes_load():
+    assert {"default", "smollm2"} <= set(embedded_recipes())
+    default = load_recipe()
+    assert default.name == "default" and default.donor.source == "scratch"
+    assert set(default.student("xatl").mixers) >= {"retention", "gla", "mamba"}
+    assert default.student("scratch").copy == "none"
+    groups = {s.group for s in default.students}
+    assert {"main", "transfer", "hybrid", "freeze"} <= groups
+    smol = load_recipe("smollm2")
+    assert smol.donor.source == "smollm2-135m" and smol.tokenizer.source == "donor"
+    cpu = load_recipe("smollm2", preset="cpu")
+    assert cpu.name == "smollm2-cpu" and cpu.device == "cpu"
+    assert cpu.train.max_steps < smol.train.max_steps
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda r: r.update(trian={"max_steps": 3}), "recipe t.yaml: trian: unknown key; did you mean 'train'?"),
+    (lambda r: r["students"][2].update(copy="embed,attn"), "students[2].copy: unknown component 'attn'"),
+    (lambda r: r["train"].update(max_steps="ten"), "train.max_steps: expected an integer, got str 'ten'"),
+    (lambda r: r["train"].update(max_steps=0), "train.max_steps: must be >= 1, got 0"),
+    (lambda r: r["train"].update(lr=-0.1), "train.lr: must be > 0"),
+    (lambda r: r["donor"]["architecture"].update(hiden_size=8), "donor.architecture.hiden_size: unknown key"),
+    (lambda r: r["students"][0]["mixers"].append("lstm"), "students[0].mixers[2]: unknown mixer 'lstm'"),
+    (lambda r: r["students"][1].update(unfreeze="sometimes"), "students[1].unfreeze: unknown unfreeze schedule 'sometimes'"),
+    (lambda r: r["students"][3].update(attention_layers=[5]), "students[3].attention_layers[0]: layer 5 does not"),
+    (lambda r: r["students"][3].update(group="misc"), "students[3].group: unknown group 'misc'"),
+    (lambda r: r["students"][1].update(copy="default"), "students[1].copy: the baseline 'scratch' must be"),
+    (lambda r: r["students"][0].pop("mixers"), "students[0].mixers: required key is missing"),
+    (lambda r: r["eval"].update(tasks=["ppl", "mmlu"]), "eval.tasks[1]: unknown task 'mmlu'"),
+    (lambda r: r["students"][4].update(seeds=[1, 1]), "students[4].seeds: give one or more distinct seeds"),
+    (lambda r: r["students"][0].update(freeze="yes"), "students[0].freeze: expected true or false"),
+    (lambda r: r.update(students={"name": "x"}), "students: expected a list"),
+    (lambda r: r.update(report={"main": "nope"}), "report.main: no student named 'nope'"),
+    (lambda r: r["train"].update(warmup_steps=20), "train.warmup_steps: 20 is more than max_steps (12)"),
+    (lambda r: r["donor"]["train"]["options"].update(sav_every=3), "donor.train.options.sav_every: is not a "),
+    (lambda r: r["train"]["options"].update(lr=3), "train.options.lr: is set by the recipe itself"),
+    (lambda r: r["eval"].update(suite_students=["xatl", "ghost"]), "eval.suite_students[1]: no student named"),
+])
+def test_bad_recipes_are_refused_with_the_path(mutate, expected):
+    raw = tiny_raw()
+    mutate(raw)
+    assert expected in _refused(raw)
+
+
+def test_float_written_without_a_dot_is_accepted():
+    raw = tiny_raw()
+    raw["train"]["lr"] = "3e-4"          # YAML 1.1 reads this as a string
+    assert parse_recipe(raw).train.lr == pytest.approx(3e-4)
+
+
+def test_presets_and_sets():
+    raw = tiny_raw(presets={"quick": {"train": {"max_steps": 5}, "device": "cpu"}})
+    recipe = parse_recipe(copy.deepcopy(raw), preset="quick", sets=["students[0].seeds=[0, 2]", "eval.limit=7"])
+    assert recipe.name == "tiny-quick" and recipe.train.max_steps == 5 and recipe.train.eval_every == 4
+    assert recipe.student("xatl").seeds == [0, 2] and recipe.eval.limit == 7
+    with pytest.raises(ConfigError, match="no preset 'gpu'; presets: quick"):
+        parse_recipe(raw, preset="gpu")
+    with pytest.raises(ConfigError, match="train.max_steps: expected an integer"):
+        parse_recipe(raw, sets=["train.max_steps=many"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_recipe(raw, sets=["train.max_steps"])
+
+
+def test_cli_refuses_a_bad_recipe_in_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nstudents:\n  - {name: xatl, mixers: [retention], copy: attn}\n")
+    assert main(["run", str(bad), "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("xatl run: error: recipe bad.yaml: students[0].copy: unknown component 'attn'; choose from: "
+                   "embed, norms, mlp, lm_head, o_proj, qkv (or all, default, none)")
+    assert not (tmp_path / "runs").exists()
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [unclosed\n")
+    assert main(["run", str(broken)]) == 2
+    assert "not valid YAML (line" in capsys.readouterr().err
+    assert main(["run", "no-such-recipe"]) == 2
+    assert "not a file and not an embedded recipe (default, smollm2" in capsys.readouterr().err
+
+
+def test_cli_check_and_list(capsys):
+    assert main(["run", "--check", "--set", "train.max_steps=70"]) == 0
+    out = capsys.readouterr().out
+    assert "name: default" in out and "max_steps: 70" in out
+    assert main(["run", "--list"]) == 0
+    assert "smollm2" in capsys.readouterr().out
