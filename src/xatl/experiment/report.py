@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 SECTIONS = ("Setup", "Headline: XATL vs scratch", "Validation loss", "Zero-shot", "Ablation: transfer set",
             "Hybrid", "Freeze schedules", "Decode cost", "Seed spread", "Stages and timings")
 GROUP_SECTIONS = {"transfer": ("Ablation: transfer set", "which donor weights are copied"),
-                  "hybrid": ("Hybrid", "students that keep some softmax attention layers"),
+                  "hybrid": ("Hybrid", "keeping some layers' softmax attention (with all its donor weights)"),
                   "freeze": ("Freeze schedules", "when the copied (frozen) weights join training")}
 
 
@@ -224,7 +224,12 @@ def section_seeds(s: dict) -> str:
 def section_stages(s: dict, invocation: list[dict]) -> str:
     rows = [[name, _f(sec, 1)] for name, sec in s["stage_seconds"].items()]
     total = sum(v for v in s["stage_seconds"].values() if v)
-    now = ", ".join(f"{e['stage']} {e['status']}" for e in invocation if e["status"] != "skipped") or "nothing ran"
+    counts: dict[str, int] = {}
+    for e in invocation:
+        counts[e["status"]] = counts.get(e["status"], 0) + 1
+    now = ", ".join(f"{n} {status}" for status, n in counts.items()) + " stages" if counts else "nothing ran"
+    if counts.get("skipped"):
+        now += " (skipped = done by an earlier invocation with the same inputs)"
     return "\n".join([f"Seconds per stage when it ran (total {total:.0f} s = {total / 60:.1f} min). "
                       f"This invocation: {now}.", "", _table(["stage", "seconds"], rows)])
 
@@ -259,5 +264,5 @@ def write_report(study, command: str | None = None) -> Path:
     summary["machine"], summary["versions"] = machine, sysinfo.versions()
     atomic_write_json(run_dir / "summary.json", summary)
     atomic_write_bytes(run_dir / "report.md", text.encode())
-    log.info("report: %s", run_dir / "report.md")
+    log.debug("report: %s", run_dir / "report.md")
     return run_dir / "report.md"

@@ -2,9 +2,9 @@
 
 from transformers import AutoConfig, AutoModelForCausalLM
 
+from . import modeling_xatl
 from .cache import XATLCache
 from .configuration_xatl import XATLConfig
-from . import modeling_xatl
 from .modeling_xatl import XATLForCausalLM, XATLModel
 from .remote_code import write_remote_code
 

@@ -41,12 +41,12 @@ class MLP(nn.Module):
 
     def __init__(self, config: XATLConfig):
         super().__init__()
-        C, I, bias = config.hidden_size, config.intermediate_size, config.mlp_bias
+        hidden, inner, bias = config.hidden_size, config.intermediate_size, config.mlp_bias
         self.gated = config.mlp_type == "gated"
         if self.gated:
-            self.gate_proj = nn.Linear(C, I, bias=bias)
-        self.up_proj = nn.Linear(C, I, bias=bias)
-        self.down_proj = nn.Linear(I, C, bias=bias)
+            self.gate_proj = nn.Linear(hidden, inner, bias=bias)
+        self.up_proj = nn.Linear(hidden, inner, bias=bias)
+        self.down_proj = nn.Linear(inner, hidden, bias=bias)
         self.act_fn = ACT2FN[config.hidden_act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -207,7 +207,7 @@ class _Planner:
         if tuple(value.shape) == tuple(shape):
             return value, "", ""
         rows, trows = value.shape[0], shape[0]
-        head_dim = getattr(self.student.config, "head_dim")
+        head_dim = self.student.config.head_dim
         if role[0] in "kv" and trows % rows == 0 and rows % head_dim == 0 and tuple(value.shape[1:]) == tuple(shape[1:]):
             n_rep = trows // rows
             heads = value.reshape(rows // head_dim, head_dim, *value.shape[1:])
