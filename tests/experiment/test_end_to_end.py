@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import datasets
 import pytest
 from experiment_helpers import tiny_raw
 
@@ -17,6 +18,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.real]
 def test_minute_sized_study_end_to_end(tmp_path):
     recipe = parse_recipe(tiny_raw())
     report = run_experiment(recipe, tmp_path / "runs", progress=False, command="xatl run tiny.yaml")
+    assert datasets.is_progress_bar_enabled()                         # silenced for the run, restored after
     study = tmp_path / "runs" / "tiny"
     text = report.read_text()
     for name in SECTIONS:

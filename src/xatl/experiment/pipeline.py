@@ -9,6 +9,7 @@ Each stage is resumable (:mod:`xatl.experiment.stages`); outputs live under ``<o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -265,7 +266,7 @@ def run_experiment(recipe: Recipe, out: str | os.PathLike = "runs", *, force=(),
     run_dir = Path(out).expanduser() / recipe.name
     runner = StageRunner(run_dir, force=force)
     study = Study(recipe, run_dir, runner, trainer or default_trainer, progress)
-    with runner.lock():
+    with runner.lock(), _datasets_progress(progress):
         atomic_write_bytes(run_dir / "recipe.yaml", yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False).encode())
         study.run_tokenizer()
         study.run_data()
@@ -278,3 +279,18 @@ def run_experiment(recipe: Recipe, out: str | os.PathLike = "runs", *, force=(),
         if recipe.profile.enabled:
             study.run_profile()
         return write_report(study, command=command)
+
+
+@contextlib.contextmanager
+def _datasets_progress(enabled: bool):
+    """``progress=False`` also silences the datasets library's own bars (tokenising, packing), restored after."""
+    import datasets
+
+    was = datasets.is_progress_bar_enabled()
+    if was and not enabled:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            datasets.enable_progress_bars()
