@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-torch.set_num_threads(1)   # tiny models: threads cost more than they give (and the suite runs on 2 cores)
+torch.set_num_threads(1)   # tiny models: threads cost more than they give (and the suite runs on 2 cores); for every test
 
 
 @pytest.fixture(scope="session")

@@ -4,20 +4,10 @@ that fits the tiny vocabulary, and a saved student directory."""
 from __future__ import annotations
 
 import pytest
-import torch
 from generation_helpers import DONOR, build_student, char_tokenizer
 
 import xatl
 from tiny import tiny_donor
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tiny models gain nothing from a second thread, and lose a lot to it on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from train_helpers import make_data
 
 import xatl
 from tiny import tiny_donor
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight the other tests' threads); restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")

@@ -44,13 +44,10 @@ def resolve_model(path: str | os.PathLike):
     return src
 
 
-def load_model(path: str | os.PathLike, *, device: str | None = "cpu", dtype: torch.dtype = torch.float32):
-    """(model in eval mode, tokenizer) of a model directory, a .gguf file or a fetched asset name.
-
-    Refuses, with one line naming the fix, a path that is not a model, a model that is not a causal LM, and a
-    model without a tokenizer.
-    """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+def resolve_causal_lm(path: str | os.PathLike):
+    """(``DonorSource``, config) of the causal LM at ``path``, reading only its config: refuses, with one line
+    naming the fix, a path that is not a model and a model that is not a causal LM."""
+    from transformers import AutoConfig
 
     import xatl  # noqa: F401  (registers the XATL student with the Auto classes)
 
@@ -63,11 +60,14 @@ def load_model(path: str | os.PathLike, *, device: str | None = "cpu", dtype: to
     if not _is_causal_lm(config):
         raise ModelLoadError(f"{str(src)!r} holds a {config.model_type!r} model, which is not a causal language "
                              "model; pass a causal LM directory (a donor or a student from `xatl convert`)")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(src.path, **src.kwargs)
-    except Exception as e:
-        raise ModelLoadError(f"model {str(src)!r} has no loadable tokenizer ({type(e).__name__}); save the donor's "
-                             "tokenizer beside the weights") from None
+    return src, config
+
+
+def load_weights(src, dtype: torch.dtype = torch.float32):
+    """The causal LM of a resolved source (:func:`resolve_causal_lm`) in ``dtype``, on the CPU; GGUF weights come
+    dequantised and behave like any floating-point model."""
+    from transformers import AutoModelForCausalLM
+
     try:
         model = AutoModelForCausalLM.from_pretrained(src.path, dtype=dtype, **src.kwargs)
     except Exception as e:
@@ -77,8 +77,25 @@ def load_model(path: str | os.PathLike, *, device: str | None = "cpu", dtype: to
     if src.kind == "gguf":
         from ..donors.load import _drop_gguf_quantizer
 
-        _drop_gguf_quantizer(model)            # dequantised weights: behave like any fp model
-    return model.to(pick_device(device)).eval(), tokenizer
+        _drop_gguf_quantizer(model)
+    return model
+
+
+def load_model(path: str | os.PathLike, *, device: str | None = "cpu", dtype: torch.dtype = torch.float32):
+    """(model in eval mode, tokenizer) of a model directory, a .gguf file or a fetched asset name.
+
+    Refuses, with one line naming the fix, a path that is not a model, a model that is not a causal LM, and a
+    model without a tokenizer.
+    """
+    from transformers import AutoTokenizer
+
+    src, _ = resolve_causal_lm(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(src.path, **src.kwargs)
+    except Exception as e:
+        raise ModelLoadError(f"model {str(src)!r} has no loadable tokenizer ({type(e).__name__}); save the donor's "
+                             "tokenizer beside the weights") from None
+    return load_weights(src, dtype).to(pick_device(device)).eval(), tokenizer
 
 
 def weights_sha256(path: str | os.PathLike) -> str | None:

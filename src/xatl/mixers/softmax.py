@@ -14,22 +14,29 @@ from ..models.layers import apply_rope
 from .base import Mixer, MixerContext, State, merge_heads, split_heads
 
 
+def donor_attention_projections(module: nn.Module, config, layer_idx: int) -> None:
+    """Give ``module`` the donor's attention projections, exactly as the donor has them: q_proj (C -> H*D), k_proj
+    and v_proj (C -> Hkv*D, grouped-query heads kept), o_proj (H*D -> C), with the donor's biases, plus
+    ``num_kv_heads`` and the score ``scale`` (the donor's, incl. GPT-2's optional 1/(layer+1))."""
+    H, Hkv, D, C = config.num_attention_heads, config.num_key_value_heads, config.head_dim, config.hidden_size
+    module.num_kv_heads = Hkv
+    module.q_proj = nn.Linear(C, H * D, bias=config.attention_bias)
+    module.k_proj = nn.Linear(C, Hkv * D, bias=config.attention_bias)
+    module.v_proj = nn.Linear(C, Hkv * D, bias=config.attention_bias)
+    module.o_proj = nn.Linear(H * D, C, bias=config.attention_out_bias)
+    scale = config.attention_scale if config.attention_scale is not None else D**-0.5
+    if config.attention_scale_inverse_layer:
+        scale /= float(layer_idx + 1)
+    module.scale = scale
+
+
 class SoftmaxAttention(Mixer):
     name = "softmax"
     recurrent = False
 
     def __init__(self, config, layer_idx: int, **options):
         super().__init__(config, layer_idx, **options)
-        H, Hkv, D, C = config.num_attention_heads, config.num_key_value_heads, config.head_dim, config.hidden_size
-        self.num_kv_heads = Hkv
-        self.q_proj = nn.Linear(C, H * D, bias=config.attention_bias)
-        self.k_proj = nn.Linear(C, Hkv * D, bias=config.attention_bias)
-        self.v_proj = nn.Linear(C, Hkv * D, bias=config.attention_bias)
-        self.o_proj = nn.Linear(H * D, C, bias=config.attention_out_bias)
-        scale = config.attention_scale if config.attention_scale is not None else D**-0.5
-        if config.attention_scale_inverse_layer:
-            scale /= float(layer_idx + 1)
-        self.scale = scale
+        donor_attention_projections(self, config, layer_idx)
         self.window = config.layer_window(layer_idx)
 
     def init_state(self, batch_size, device, dtype) -> State:

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from ..models.layers import apply_rope
 from ..ops.sliding_window import chunk_swa, naive_swa, recurrent_swa
 from .base import LCIOptions, Mixer, MixerContext, State, merge_heads, padding_mask, split_heads
+from .softmax import donor_attention_projections
 
 
 @dataclass
@@ -36,16 +36,7 @@ class SlidingWindowAttention(Mixer):
 
     def __init__(self, config, layer_idx: int, **options):
         super().__init__(config, layer_idx, **options)
-        H, Hkv, D, C = config.num_attention_heads, config.num_key_value_heads, config.head_dim, config.hidden_size
-        self.num_kv_heads = Hkv
-        self.q_proj = nn.Linear(C, H * D, bias=config.attention_bias)
-        self.k_proj = nn.Linear(C, Hkv * D, bias=config.attention_bias)
-        self.v_proj = nn.Linear(C, Hkv * D, bias=config.attention_bias)
-        self.o_proj = nn.Linear(H * D, C, bias=config.attention_out_bias)
-        scale = config.attention_scale if config.attention_scale is not None else D**-0.5
-        if config.attention_scale_inverse_layer:
-            scale /= float(layer_idx + 1)
-        self.scale = scale
+        donor_attention_projections(self, config, layer_idx)
 
     def init_state(self, batch_size, device, dtype) -> State:
         shape = (batch_size, self.num_kv_heads, self.opts.window, self.head_dim)

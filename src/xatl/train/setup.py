@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ModelLoadError, OutputExistsError, TrainingError
+from ..errors import OutputExistsError, TrainingError
 from .checkpoint import CHECKPOINTS, latest_checkpoint
 from .metrics import METRICS_FILE
 
@@ -103,29 +103,11 @@ def gather(obj, acc) -> list:
 # ---------------------------------------------------------------------------------------------- the model
 def load_for_training(path: str | os.PathLike):
     """The model of a directory / .gguf / fetched asset, in fp32 and train mode."""
-    from transformers import AutoModelForCausalLM
+    from ..eval.loading import load_weights, resolve_causal_lm
 
-    import xatl  # noqa: F401  (registers the XATL student)
-
-    from ..eval.loading import _is_causal_lm, resolve_model
-
-    src = resolve_model(path)
-    try:
-        from transformers import AutoConfig
-
-        config = AutoConfig.from_pretrained(src.path, **src.kwargs)
-    except Exception as e:  # transformers raises OSError/ValueError/KeyError for unreadable configs
-        raise ModelLoadError(f"could not read the model config at {str(src)!r} ({type(e).__name__}); pass a model "
-                             "directory saved with save_pretrained") from None
-    if not _is_causal_lm(config):
-        raise ModelLoadError(f"{str(src)!r} holds a {config.model_type!r} model, not a causal language model")
-    try:
-        with quiet_transformers():
-            model = AutoModelForCausalLM.from_pretrained(src.path, dtype=torch.float32, **src.kwargs)
-    except Exception as e:
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
-        raise ModelLoadError(f"could not load the weights of {str(src)!r} ({type(e).__name__}: {first}); re-save "
-                             "or re-convert the model") from None
+    src, _ = resolve_causal_lm(path)
+    with quiet_transformers():
+        model = load_weights(src, torch.float32)
     return model.train()
 
 
