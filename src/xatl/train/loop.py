@@ -26,6 +26,7 @@ from .accounting import FlopCounter, stage_record, trainable_matmul_params
 from .checkpoint import (
     check_compatible,
     checkpoint_root,
+    is_write_error,
     load_training_files,
     prune_checkpoints,
     read_state,
@@ -414,12 +415,14 @@ class Trainer:
                                 adapters=adapter_state_dict(self.model, self.plan) if self.cfg.lora.rank else None)
                 prune_checkpoints(self.out, self.cfg.keep_last,
                                   {Path(st.best_checkpoint)} if st.best_checkpoint else set())
-            except OSError as e:
-                error = f"{type(e).__name__}: {e}"
+            except Exception as e:  # noqa: BLE001 - every rank must hear of the failure, or the others hang
+                error = (f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else 'no message'}",
+                         is_write_error(e))
         error = setup.broadcast(error, self.acc)
         if error is not None:
             keep = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
-            raise TrainingError(f"could not write checkpoint {path} ({error}); {keep}; free disk space and resume")
+            fix = "free disk space and resume" if error[1] else "resume once the cause is fixed"
+            raise TrainingError(f"could not write checkpoint {path} ({error[0]}); {keep}; {fix}")
         self.acc.wait_for_everyone()
 
     def _save_model(self, dest: Path) -> None:
