@@ -24,8 +24,10 @@ CASES = {                                                   # id -> (mixer, opti
     "mamba": ("mamba", {}),
     "mamba2": ("mamba2", {}),
     "swa": ("swa", {"window": 5}),
+    "lolcats": ("lolcats", {"window": 5, "feature_dim": 4}),
+    "lolcats-elu": ("lolcats", {"window": 3, "feature_map": "elu", "init_window_factor": 1.0}),
 }
-LCI_MIXERS = ("linear", "retention", "gla", "mamba", "mamba2", "swa")
+LCI_MIXERS = ("linear", "retention", "gla", "mamba", "mamba2", "swa", "lolcats")
 
 
 @cache

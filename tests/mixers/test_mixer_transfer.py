@@ -17,6 +17,7 @@ PLACES = {
     "retention": {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj"},
     "gla": {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj"},
     "swa": {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj"},
+    "lolcats": {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj"},
     "mamba2": {"q": "C_proj", "k": "B_proj", "v": "x_proj", "o": "out_proj"},
     "mamba": {"q": None, "k": None, "v": "x_proj", "o": "out_proj"},
 }
@@ -83,6 +84,21 @@ def test_swa_with_a_window_longer_than_the_text_is_the_donor():
         with torch.no_grad():
             ref, out = d(ids, attention_mask=mask).logits, student(ids, attention_mask=mask).logits
         assert (ref - out)[mask.bool()].abs().max().item() <= 1e-5, family
+
+
+def test_lolcats_with_a_window_longer_than_the_text_is_the_donor():
+    """The LoLCATs mixer's softmax part is the donor's attention: while the window covers the text, nothing goes
+    through the linear part and the student reproduces the donor's logits (left padding included)."""
+    d = donor("llama")
+    cfg = xatl.student_config(d.config, mixer="lolcats", mixer_options={"window": 32, "chunk_size": 8})
+    student, report = xatl.transfer(d, cfg, copy="all")
+    assert report.student_tensors["model.layers.0.mixer.q_map.weight"]["status"] == "initialized"
+    ids = torch.randint(0, VOCAB, (2, 21), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, :4] = 0
+    with torch.no_grad():
+        ref, out = d(ids, attention_mask=mask).logits, student(ids, attention_mask=mask).logits
+    assert (ref - out)[mask.bool()].abs().max().item() <= 1e-5
 
 
 @pytest.mark.parametrize("name", LCI_MIXERS)

@@ -16,6 +16,7 @@ from xatl.ops.retention import chunk_retention, naive_retention, recurrent_reten
 from xatl.ops.selective_scan import chunk_selective_scan, naive_selective_scan, recurrent_selective_scan
 from xatl.ops.sliding_window import chunk_swa, naive_swa, recurrent_swa
 from xatl.ops.ssd import chunk_ssd, naive_ssd, recurrent_ssd
+from xatl.ops.window_linear import chunk_window_linear, naive_window_linear, recurrent_window_linear
 
 CHUNK = 16
 LENGTHS = (1, 7, CHUNK, 3 * CHUNK + 5)
@@ -62,6 +63,17 @@ def _swa(T, g, window=5, Hkv=1):
              torch.randn(B, Hkv, T, V, generator=g)], {"window": window, "key_mask": key_mask}, state)
 
 
+def _window_linear(T, g, window=5, Hkv=1, Fdim=4):
+    """GQA (3 query heads over 1 K/V head), left padding in row 1, a learned-looking positive key map."""
+    W = torch.randn(H, K, Fdim, generator=g)
+    (inputs, kwargs, state) = _swa(T, g, window, Hkv)
+    fq = torch.softmax(torch.randn(B, H, T, Fdim, generator=g), -1)
+    factor = torch.rand(H, generator=g)
+    state = state + (torch.rand(B, H, Fdim, V, generator=g), torch.rand(B, H, Fdim, generator=g) + 0.5)
+    inputs = inputs + [fq, lambda k: torch.softmax(torch.einsum("bhtd,hdf->bhtf", k, W), -1), factor]
+    return inputs, kwargs, state
+
+
 OPS = {
     "linear": (naive_linear_attn, chunk_linear_attn, recurrent_linear_attn, _linear),
     "retention": (naive_retention, chunk_retention, recurrent_retention, _retention),
@@ -72,6 +84,11 @@ OPS = {
     "selective_scan_large_dt": (naive_selective_scan, chunk_selective_scan, recurrent_selective_scan,
                                 partial(_s6, dt_scale=8.0)),                     # chunks beyond the exp-trick bound
     "swa": (naive_swa, chunk_swa, recurrent_swa, _swa),
+    "window_linear": (naive_window_linear, chunk_window_linear, recurrent_window_linear, _window_linear),
+    "window_linear_w1": (naive_window_linear, chunk_window_linear, recurrent_window_linear,
+                         partial(_window_linear, window=1)),
+    "window_linear_wide": (naive_window_linear, chunk_window_linear, recurrent_window_linear,
+                           partial(_window_linear, window=CHUNK + 3, Hkv=3)),
 }
 
 
@@ -81,13 +98,13 @@ def _state_list(s):
 
 def _run(fn, inputs, kwargs, state, with_state: bool):
     """(outputs and final-state tensors, gradients of a scalar loss wrt the float inputs and the initial state)."""
-    xs = [x.clone().requires_grad_() for x in inputs]
+    xs = [x.clone().requires_grad_() if torch.is_tensor(x) else x for x in inputs]
     st = [s.clone().requires_grad_() if s.is_floating_point() else s for s in _state_list(state)]
     init = (tuple(st) if isinstance(state, tuple) else st[0]) if with_state else None
     o, final = fn(*xs, **kwargs, initial_state=init, output_final_state=True)
     finals = [f for f in _state_list(final) if f.is_floating_point()]
     loss = (o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() + sum(f.square().mean() for f in finals)
-    wrt = xs + ([s for s in st if s.requires_grad] if with_state else [])
+    wrt = [x for x in xs if torch.is_tensor(x)] + ([s for s in st if s.requires_grad] if with_state else [])
     grads = torch.autograd.grad(loss, wrt, allow_unused=True)
     return [o] + _state_list(final), grads
 
@@ -126,7 +143,8 @@ def test_chunked_prefill_then_steps_equals_one_pass(op):
     time_dim = 1 if op.startswith("selective") else 2
 
     def part(sl):
-        xs = [x.narrow(time_dim, sl.start, sl.stop - sl.start) if x.dim() >= 3 else x for x in inputs]
+        xs = [x.narrow(time_dim, sl.start, sl.stop - sl.start) if torch.is_tensor(x) and x.dim() >= 3 else x
+              for x in inputs]
         kw = {k: (v[:, sl] if k == "key_mask" else v) for k, v in kwargs.items()}
         return xs, kw
 

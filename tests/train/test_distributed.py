@@ -18,7 +18,7 @@ import pytest
 from train_helpers import quick
 
 from xatl.train import train
-from xatl.train.metrics import read_metrics
+from xatl.train.metrics import step_records
 
 TOL = 1e-5
 
@@ -48,7 +48,7 @@ def test_two_process_ddp_matches_one_process(student_dir, data, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     one = train(quick(student_dir, tmp_path / "one", max_steps=6, micro_batch_size=2, grad_accum=2, unfreeze="step:3",
                       eval_every=2, eval_batches=2, save_every=3, lr=3e-3), data, progress=False)
-    ddp, ref = read_metrics(tmp_path / "ddp" / "metrics.jsonl"), read_metrics(one.metrics_path)
+    ddp, ref = step_records(tmp_path / "ddp" / "metrics.jsonl"), step_records(one.metrics_path)
     assert [r["step"] for r in ddp] == [r["step"] for r in ref] == list(range(1, 7))
     for a, b in zip(ddp, ref):
         assert abs(a["loss"] - b["loss"]) <= TOL and a["frozen"] == b["frozen"] and a["tokens"] == b["tokens"]

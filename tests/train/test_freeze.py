@@ -10,7 +10,7 @@ from train_helpers import quick
 
 import xatl
 from xatl.train import LITRule, train
-from xatl.train.metrics import read_metrics
+from xatl.train.metrics import step_records
 
 
 def _snapshots(record_at):
@@ -38,7 +38,7 @@ def test_copied_weights_frozen_then_trained_after_step_unfreeze(student_dir, dat
         same_while_frozen = torch.equal(snaps[3][name], t)
         assert same_while_frozen == was_copied, name      # copied: bit-identical; fresh: changed
         assert not torch.equal(snaps[8][name], t), name   # after unfreezing everything has trained
-    recs = read_metrics(result.metrics_path)
+    recs = step_records(result.metrics_path)
     assert [r["frozen"] for r in recs] == [True] * 3 + [False] * 5
     assert all(r["lr_copied"] == 0.0 for r in recs[:3]) and all(r["lr_copied"] > 0 for r in recs[3:])
     # own group, own warm-up: lr/10 at peak, reached over 4 steps after the unfreeze point (same cosine decay)
@@ -62,11 +62,11 @@ def test_lit_unfreezes_where_the_rule_says_on_the_logged_losses(student_dir, dat
     """The trainer's unfreeze step equals the pure rule replayed on the losses the run logged."""
     spec = "lit:threshold=0.002,patience=1,window=2"
     result = train(quick(student_dir, tmp_path / "run", max_steps=16, unfreeze=spec), data, progress=False)
-    losses = [r["loss"] for r in read_metrics(result.metrics_path)]
+    losses = [r["loss"] for r in step_records(result.metrics_path)]
     rule = LITRule(0.002, 1, 2)
     expected = next((s for s, x in enumerate(losses, 1) if rule.update(x)), None)
     assert result.unfrozen_after == expected
     assert expected is not None, "the scripted run should stall within 16 steps (random tokens)"
-    recs = read_metrics(result.metrics_path)
+    recs = step_records(result.metrics_path)
     assert [r["frozen"] for r in recs] == [s <= expected for s in range(1, 17)]
     assert recs[expected - 1].get("unfrozen") is True

@@ -9,7 +9,7 @@ from train_helpers import quick
 
 import xatl
 from xatl.train import AlignConfig, KDConfig, train
-from xatl.train.metrics import read_metrics
+from xatl.train.metrics import step_records
 
 
 @pytest.mark.parametrize("mixer", sorted(xatl.MIXERS))
@@ -22,7 +22,7 @@ def test_every_mixer_trains(mixer, donor, data, tmp_path):
     cfg = quick(path, tmp_path / "run", max_steps=3, unfreeze="step:1", align=align, kd=KDConfig(weight=0.5),
                 eval_every=0, save_every=0, freeze="none" if softmax else "copied")
     result = train(cfg, data, donor=donor, progress=False)
-    recs = read_metrics(result.metrics_path)
+    recs = step_records(result.metrics_path)
     assert result.final_step == align.steps + 3 and all(math.isfinite(r["loss"]) for r in recs)
     assert [r["stage"] for r in recs] == ["align"] * align.steps + ["lm"] * 3
     assert [r["frozen"] for r in recs if r["stage"] == "lm"] == ([False] * 3 if softmax else [True, False, False])

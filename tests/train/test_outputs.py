@@ -12,7 +12,7 @@ from train_helpers import quick
 import xatl
 from xatl.train import AlignConfig, train
 from xatl.train.accounting import matmul_params
-from xatl.train.metrics import read_metrics
+from xatl.train.metrics import read_metrics, step_records
 
 
 def test_tensorboard_summary_and_no_validation(student_dir, data, tmp_path):
@@ -38,7 +38,7 @@ def test_tensorboard_summary_and_no_validation(student_dir, data, tmp_path):
 def test_bf16_autocast_trains(student_dir, data, tmp_path):
     result = train(quick(student_dir, tmp_path / "run", max_steps=2, bf16=True), data, progress=False)
     assert result.summary["bf16"] is True
-    assert all(math.isfinite(r["loss"]) for r in read_metrics(result.metrics_path))
+    assert all(math.isfinite(r["loss"]) for r in step_records(result.metrics_path))
 
 
 def test_resume_inside_the_alignment_stage_is_exact(student_dir, data, donor, tmp_path):
@@ -51,7 +51,7 @@ def test_resume_inside_the_alignment_stage_is_exact(student_dir, data, donor, tm
     with pytest.raises(KeyboardInterrupt):
         train(quick(student_dir, tmp_path / "run", **kw), data, donor=donor, progress=False, on_step=kill)
     resumed = train(quick(student_dir, tmp_path / "run", resume=True, **kw), data, donor=donor, progress=False)
-    a, b = read_metrics(ref.metrics_path), read_metrics(resumed.metrics_path)
+    a, b = step_records(ref.metrics_path), step_records(resumed.metrics_path)
     assert [r["stage"] for r in b] == ["align"] * 4 + ["lm"] * 2
     assert max(abs(x["loss"] - y["loss"]) for x, y in zip(a, b)) <= 1e-6
     assert max(abs(u - v) for x, y in zip(a[:4], b[:4]) for u, v in zip(x["align_err"], y["align_err"])) <= 1e-6

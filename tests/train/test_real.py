@@ -9,7 +9,7 @@ import pytest
 import xatl
 from xatl.data import DataConfig
 from xatl.train import TrainConfig, train
-from xatl.train.metrics import read_metrics
+from xatl.train.metrics import step_records
 
 
 @pytest.mark.real
@@ -23,7 +23,7 @@ def test_smollm2_student_trains_on_wiki(smollm2_dir, tmp_path):
                                       cache_dir=str(tmp_path / "cache")),
                       unfreeze="step:1", eval_batches=1, save_every=0, tensorboard=False)
     result = train(cfg, progress=False)
-    recs = read_metrics(result.metrics_path)
+    recs = step_records(result.metrics_path)
     assert [r["frozen"] for r in recs] == [True, False] and all(math.isfinite(r["loss"]) for r in recs)
     assert 1.0 < recs[0]["loss"] < 15.0          # a sane range (uniform over the 49152 tokens: 10.8)
     assert AutoTokenizer.from_pretrained(result.final_dir).eos_token_id is not None

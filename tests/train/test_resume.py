@@ -12,7 +12,7 @@ import xatl
 from xatl.errors import TrainingError
 from xatl.train import train
 from xatl.train.checkpoint import list_checkpoints
-from xatl.train.metrics import read_metrics
+from xatl.train.metrics import read_metrics, step_records
 
 
 class Killed(Exception):
@@ -27,7 +27,7 @@ def _kill_at(step):
 
 
 def _losses(path):
-    return [(r["step"], r["loss"], r.get("val_loss"), r["frozen"]) for r in read_metrics(path)]
+    return [(r["step"], r["loss"], r.get("val_loss"), r["frozen"]) for r in step_records(path)]
 
 
 def test_kill_and_resume_gives_the_same_losses(student_dir, data, tmp_path):
@@ -41,6 +41,10 @@ def test_kill_and_resume_gives_the_same_losses(student_dir, data, tmp_path):
     resumed = train(quick(student_dir, tmp_path / "run", resume=True, **kw), data, progress=False)
     a, b = _losses(ref.metrics_path), _losses(resumed.metrics_path)
     assert [x[0] for x in b] == list(range(1, 11))                 # records after step 4 replaced, none doubled
+    zero = [r for r in read_metrics(resumed.metrics_path) if r["step"] == 0]
+    ref_zero = [r for r in read_metrics(ref.metrics_path) if r["step"] == 0]
+    assert len(zero) == 1 and zero[0]["tokens"] == 0 and "loss" not in zero[0]      # step 0: evaluated, once
+    assert abs(zero[0]["val_loss"] - ref_zero[0]["val_loss"]) <= 1e-6
     for (sa, la, va, fa), (sb, lb, vb, fb) in zip(a, b):
         assert sa == sb and fa == fb and abs(la - lb) <= 1e-6, (sa, la, lb)
         assert (va is None) == (vb is None) and (va is None or abs(va - vb) <= 1e-6)

@@ -9,7 +9,7 @@ from train_helpers import quick
 import xatl
 from tiny import tiny_donor
 from xatl.train import AlignConfig, KDConfig, LoRAConfig, train
-from xatl.train.metrics import read_metrics
+from xatl.train.metrics import step_records
 from xatl.train.teacher import alignment_errors, kl_to_donor, lm_loss
 
 
@@ -27,7 +27,7 @@ def test_alignment_lowers_every_layers_error(student_dir, data, donor, tmp_path)
     after = alignment_errors(aligned, donor, ids)
     assert len(before) == len(after) == 3
     assert all(a < 0.7 * b for a, b in zip(after, before)), (before, after)
-    recs = read_metrics(result.metrics_path)
+    recs = step_records(result.metrics_path)
     assert [r["stage"] for r in recs] == ["align"] * 30 + ["lm"]
     assert len(recs[0]["align_err"]) == 3 and recs[-2]["loss"] < recs[0]["loss"]
     s = result.summary["stages"]
@@ -61,7 +61,7 @@ def test_distillation_lowers_kl_to_the_donor(sharp, data, tmp_path):
         result = train(cfg, data, donor=donor if weight else None, progress=False)
         kl[weight] = kl_to_donor(xatl.XATLForCausalLM.from_pretrained(result.final_dir), donor, ids)
         if weight:
-            recs = read_metrics(result.metrics_path)
+            recs = step_records(result.metrics_path)
             assert recs[-1]["kd_loss"] < recs[0]["kd_loss"]
             assert result.summary["stages"]["lm"]["flops"] > 0
     assert kl[1.0] < 0.7 * before and kl[1.0] < 0.7 * kl[0.0], (before, kl)
@@ -101,6 +101,6 @@ def test_lora_resume_is_exact(student_dir, data, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(quick(student_dir, tmp_path / "run", **kw), data, progress=False, on_step=kill)
     resumed = train(quick(student_dir, tmp_path / "run", resume=True, **kw), data, progress=False)
-    a = [r["loss"] for r in read_metrics(ref.metrics_path)]
-    b = [r["loss"] for r in read_metrics(resumed.metrics_path)]
+    a = [r["loss"] for r in step_records(ref.metrics_path)]
+    b = [r["loss"] for r in step_records(resumed.metrics_path)]
     assert len(a) == len(b) == 6 and max(abs(x - y) for x, y in zip(a, b)) <= 1e-6

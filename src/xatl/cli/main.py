@@ -20,6 +20,7 @@ import sys
 # name -> module under xatl.cli (one line per subcommand; order is the order in --help)
 COMMANDS: dict[str, str] = {
     "convert": "convert",
+    "heal": "heal",
     "fetch": "fetch",
     "train": "train",
     "eval": "evaluate",
@@ -31,6 +32,7 @@ COMMANDS: dict[str, str] = {
 
 EPILOG = """examples:
   xatl fetch smollm2-135m
+  xatl heal --donor smollm2-135m --out runs/heal --budget 15m    # a healed linear-cost student
   xatl convert --donor smollm2-135m --mixer retention --out students/smol-ret
   xatl convert --donor ./my-llama --mixer retention --attention-layers 1,11 --copy default,qkv --out students/hyb
   xatl run                      # the embedded default experiment (same as `make demo`)

@@ -9,6 +9,7 @@ from ..errors import ConfigError, choices_message
 from .base import Mixer
 from .gla import GatedLinearAttention
 from .linear import LinearAttention
+from .lolcats import LolcatsAttention
 from .mamba import Mamba
 from .mamba2 import Mamba2
 from .retention import Retention
@@ -25,6 +26,7 @@ MIXERS: dict[str, type[Mixer]] = {
         Mamba,
         Mamba2,
         SlidingWindowAttention,
+        LolcatsAttention,
     )
 }
 

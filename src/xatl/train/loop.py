@@ -241,6 +241,8 @@ class Trainer:
         if self.rng_to_restore is not None:
             set_rng_state(self.rng_to_restore)
         self.model.train()
+        if st.step == 0 and self.val_data is not None:
+            self._evaluate_step0()
         t_segment = time.perf_counter()
         wall0 = st.wall
         while st.step < total:
@@ -252,6 +254,19 @@ class Trainer:
             st.wall = wall0 + time.perf_counter() - t_segment
             self._after_step(record, time.perf_counter() - t0)
         return self._finish()
+
+    def _evaluate_step0(self) -> None:
+        """The validation loss before any training (step 0): every curve starts there."""
+        t0 = time.perf_counter()
+        val = self._evaluate()
+        self.state.val_loss = val
+        first = "align" if self.cfg.align.steps else "lm"
+        record = {"step": 0, "stage": first, "val_loss": val, "tokens": 0, "wall": 0.0,
+                  "frozen": self.has_copied and (first == "align" or not self.state.copied_trains),
+                  "eval_seconds": round(time.perf_counter() - t0, 3)}
+        if self.main:
+            self.writer.write(record)
+            self.bar.set_postfix({"val": f"{val:.4f}"}, refresh=False)
 
     def _set_lr(self, step: int) -> tuple[float, float | None]:
         cfg = self.cfg

@@ -30,6 +30,12 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
     return out
 
 
+def step_records(path: str | os.PathLike) -> list[dict]:
+    """The records of optimizer steps (step >= 1): :func:`read_metrics` without the step-0 evaluation record
+    (``{"step": 0, "val_loss": ..., "tokens": 0}``, written before training whenever there is a validation split)."""
+    return [r for r in read_metrics(path) if r.get("step", 0) >= 1]
+
+
 class MetricsWriter:
     """Appends one JSON record per line (flushed) and mirrors the scalars to TensorBoard.
 

@@ -1,0 +1,96 @@
+"""``lolcats``: sliding-window softmax attention over the last ``window`` tokens plus linear attention with a learned
+feature map (Hedgehog by default) over everything older, combined in one normalised sum per head (LoLCATs, Zhang
+et al. 2024; the math is in ``xatl.ops.window_linear``).
+
+The projections are the donor's own (H query heads, H_kv key/value heads, its RoPE, scale and biases), so the
+donor's Q/K/V/O copy in unchanged and the window part *is* the donor's attention over the window; the feature
+maps (applied to the rotated queries and keys, as in LoLCATs) and the per-head window factor are new. The
+attention-transfer stage (``xatl heal``) trains just those to reproduce the donor's attention outputs.
+State: {"k", "v": (B, H_kv, w, D) rotated keys/values of the last w positions, "valid": (B, w) bool,
+"kv": (B, H, F, D), "k_sum": (B, H, F)}: fixed size, whatever the sequence length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import initialization as init
+
+from ..models.layers import apply_rope
+from ..ops.window_linear import chunk_window_linear, naive_window_linear, recurrent_window_linear
+from .base import LCIOptions, Mixer, MixerContext, State, merge_heads, padding_mask, split_heads
+from .feature_maps import FEATURE_MAPS
+from .softmax import donor_attention_projections
+
+STATE_KEYS = ("k", "v", "valid", "kv", "k_sum")
+
+
+@dataclass
+class LolcatsOptions(LCIOptions):
+    window: int = 64
+    """Tokens each query sees through softmax attention (itself included); older ones go through the linear part."""
+    feature_map: str = "hedgehog"
+    """Feature map of the linear part (queries and keys have one each): hedgehog, t2r, elu or relu."""
+    feature_dim: int | None = None
+    """Features per head of the learned maps (hedgehog outputs twice as many); None = head_dim."""
+    init_window_factor: float = 0.0
+    """Initial value of the per-head window-factor parameter; the softmax terms are scaled by its sigmoid (LoLCATs'
+    default 0: factor 0.5; the linear terms have factor 1)."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.window < 1:
+            raise ValueError(f"window must be >= 1, got {self.window}")
+        if self.feature_map not in FEATURE_MAPS:
+            raise ValueError(f"feature_map must be one of {', '.join(sorted(FEATURE_MAPS))}; got {self.feature_map!r}")
+        if self.feature_dim is not None and self.feature_dim < 1:
+            raise ValueError(f"feature_dim must be >= 1, got {self.feature_dim}")
+
+
+class LolcatsAttention(Mixer):
+    name = "lolcats"
+    Options = LolcatsOptions
+    init_notes = {"window_factor": "init_window_factor (sigmoid: the softmax terms' factor)"}
+
+    def __init__(self, config, layer_idx: int, **options):
+        super().__init__(config, layer_idx, **options)
+        donor_attention_projections(self, config, layer_idx)
+        fmap = FEATURE_MAPS[self.opts.feature_map]
+        self.q_map = fmap(self.num_heads, self.head_dim, self.opts.feature_dim)
+        self.k_map = fmap(self.num_heads, self.head_dim, self.opts.feature_dim)
+        self.window_factor = nn.Parameter(torch.empty(self.num_heads))
+        self._xatl_init(0.0)
+
+    def _xatl_init(self, std: float) -> None:
+        init.constant_(self.window_factor, self.opts.init_window_factor)
+
+    def init_state(self, batch_size, device, dtype) -> State:
+        H, Hkv, D, w, Fd = self.num_heads, self.num_kv_heads, self.head_dim, self.opts.window, self.k_map.out_dim
+        f32 = dict(device=device, dtype=torch.float32)
+        return {"k": torch.zeros(batch_size, Hkv, w, D, **f32), "v": torch.zeros(batch_size, Hkv, w, D, **f32),
+                "valid": torch.zeros(batch_size, w, device=device, dtype=torch.bool),
+                "kv": torch.zeros(batch_size, H, Fd, D, **f32), "k_sum": torch.zeros(batch_size, H, Fd, **f32)}
+
+    def forward(self, x, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
+        """x (B, T, C) -> (B, T, C)."""
+        T = x.shape[1]
+        q = split_heads(self.q_proj(x), self.head_dim)                     # (B, H, T, D)
+        k = split_heads(self.k_proj(x), self.head_dim)                     # (B, H_kv, T, D)
+        v = split_heads(self.v_proj(x), self.head_dim)
+        if ctx.rope is not None:
+            q, k = apply_rope(q, *ctx.rope), apply_rope(k, *ctx.rope)
+        init_state = tuple(state[key] for key in STATE_KEYS) if state is not None else None
+        kw = dict(scale=self.scale, key_mask=padding_mask(ctx, T), initial_state=init_state,
+                  output_final_state=use_cache)
+        args = (q, k, v, self.q_map(q), self.k_map, torch.sigmoid(self.window_factor), self.opts.window)
+        form = self._form_for(T, state)
+        if form == "chunked":
+            o, final = chunk_window_linear(*args, chunk_size=self.opts.chunk_size, **kw)
+        elif form == "naive":
+            o, final = naive_window_linear(*args, **kw)
+        else:
+            o, final = recurrent_window_linear(*args, **kw)
+        new_state = dict(zip(STATE_KEYS, final)) if use_cache else None
+        return self.o_proj(merge_heads(o)), new_state

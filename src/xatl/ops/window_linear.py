@@ -1,0 +1,165 @@
+"""Sliding-window softmax attention plus linear attention over everything older, in one normalised sum per head
+(LoLCATs, Zhang et al. 2024, "linear + sliding window" attention).
+
+For query t, with W_t its window (the ``window`` most recent positions, itself included) and O_t the older ones:
+
+    a_ts = f * exp(q_t k_s^T * scale - m_t)   for s in W_t      m_t = max_{s in W_t} q_t k_s^T * scale
+    b_ts = phi(q_t) . psi(k_s)               for s in O_t
+    o_t  = (sum_W a_ts v_s + sum_O b_ts v_s) / (sum_W a_ts + sum_O b_ts)
+
+f is a per-head window factor in (0, 1) (LoLCATs: sigmoid of a learned parameter; the linear terms have factor 1).
+As in LoLCATs the softmax terms are shifted by their own row maximum, so both kinds of terms are O(1) whatever
+the scale of the scores; the result is exactly the same in all three forms.
+
+Shapes: q (B, H, T, D); k, v (B, H_kv, T, D) (GQA: H a multiple of H_kv); fq = phi(q) (B, H, T, F) >= 0;
+``k_features``: a function psi, keys (B, H, S, D) (K/V heads repeated to H) -> (B, H, S, F) >= 0; factor (H,);
+key_mask (B, T) bool, False = padding (a padded key adds nothing to either part; a query always sees itself).
+State: (k (B, H_kv, w, D), v (B, H_kv, w, D), valid (B, w), S (B, H, F, D), z (B, H, F)): the window's last w
+rotated keys and values (oldest first) and the linear state of every valid position that has left the window;
+its size does not depend on the sequence length.
+
+Forms: ``naive`` (the (T, w + T) score matrix), ``chunked`` (per query chunk, the (w + C - 1)-key strip it can see
+plus chunked linear attention lagging ``window`` positions behind) and ``recurrent`` (token by token).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .linear_attention import chunk_linear_attn
+from .sliding_window import _with_window
+
+State = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+KFeatures = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _linear_inputs(k_all, v_all, valid, T: int, H: int, k_features: KFeatures):
+    """psi(keys) and values of the first T extended positions (those that have left the window of query t by
+    then), K/V heads repeated to H, padded positions zeroed: (B, H, T, F), (B, H, T, D)."""
+    rep = H // k_all.shape[1]
+    m = valid[:, None, :T, None].to(v_all.dtype)
+    fk = k_features(k_all[:, :, :T].repeat_interleave(rep, 1)).to(v_all.dtype) * m
+    return fk, v_all[:, :, :T].repeat_interleave(rep, 1) * m
+
+
+def _zero_linear_state(B: int, H: int, Fdim: int, D: int, like: torch.Tensor):
+    return like.new_zeros(B, H, Fdim, D), like.new_zeros(B, H, Fdim)
+
+
+def _scale(scale: float | None, D: int) -> float:
+    return scale if scale is not None else D**-0.5
+
+
+def naive_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int, scale: float | None = None,
+                        key_mask=None, initial_state: State | None = None, output_final_state: bool = False):
+    """Reference: the full (T, w + T) matrices of both parts, masked."""
+    dtype, (B, H, T, D) = v.dtype, q.shape
+    w = window
+    k_all, v_all, valid = _with_window(k, v, key_mask, initial_state[:3] if initial_state else None, w)
+    ct = k_all.dtype
+    rep = H // k.shape[1]
+    kr, vr = k_all.repeat_interleave(rep, 1), v_all.repeat_interleave(rep, 1)       # (B, H, w + T, D)
+    fq = fq.to(ct)
+    S0, z0 = initial_state[3:] if initial_state else _zero_linear_state(B, H, fq.shape[-1], v.shape[-1], kr)
+    t = torch.arange(T, device=q.device)[:, None]
+    j = torch.arange(w + T, device=q.device)[None, :]
+    in_window = ((j > t) & (j <= t + w) & valid[:, None, :]) | (j == t + w)[None]    # (B, T, w + T)
+    older = (j <= t)[None] & valid[:, None, :]
+    s = (q.to(ct) @ kr.transpose(-1, -2)) * _scale(scale, D)
+    s = s.masked_fill(~in_window[:, None], float("-inf"))
+    a = factor.to(ct)[None, :, None, None] * torch.exp(s - s.amax(-1, keepdim=True))
+    fk = k_features(kr).to(ct)
+    b = (fq @ fk.transpose(-1, -2)).masked_fill(~older[:, None], 0.0)
+    num = (a + b) @ vr + fq @ S0.to(ct)
+    den = (a + b).sum(-1, keepdim=True) + fq @ z0.to(ct)[..., None]
+    o = num / den
+    final = None
+    if output_final_state:
+        fk_old, v_old = _linear_inputs(k_all, v_all, valid, T, H, k_features)
+        final = (k_all[:, :, -w:], v_all[:, :, -w:], valid[:, -w:], S0.to(ct) + fk_old.transpose(-1, -2) @ v_old,
+                 z0.to(ct) + fk_old.sum(2))
+    return o.to(dtype), final
+
+
+def chunk_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int, scale: float | None = None,
+                        key_mask=None, initial_state: State | None = None, output_final_state: bool = False,
+                        chunk_size: int = 64):
+    """Chunked form: the softmax part over per-chunk key strips (as ``chunk_swa``), the linear part as chunked
+    linear attention between query t and extended position t (the one that has just left its window)."""
+    dtype, (B, H, T, D) = v.dtype, q.shape
+    C, w = chunk_size, window
+    k_all, v_all, valid = _with_window(k, v, key_mask, initial_state[:3] if initial_state else None, w)
+    ct = k_all.dtype
+    rep = H // k.shape[1]
+    # --- softmax over the window: strips of the w + C - 1 keys each chunk can see
+    n = -(-T // C)
+    pad = n * C - T
+    Sw = w + C - 1
+    qc = F.pad(q.to(ct), (0, 0, 0, pad)).view(B, H, n, C, D)
+    strips = []
+    for x in (k_all, v_all):
+        x = F.pad(x[:, :, 1:], (0, 0, 0, pad))                                      # key j sits at j - 1
+        strips.append(x.unfold(2, Sw, C).permute(0, 1, 2, 4, 3).repeat_interleave(rep, 1))   # (B, H, n, Sw, D)
+    vis = F.pad(valid[:, 1:], (0, pad)).unfold(1, Sw, C)                           # (B, n, Sw)
+    i = torch.arange(C, device=q.device)[:, None]
+    o_ = torch.arange(Sw, device=q.device)[None, :]
+    band = (o_ >= i) & (o_ <= i + w - 1)
+    allowed = (band & vis[:, :, None, :]) | (o_ == i + w - 1)                      # (B, n, C, Sw)
+    s = (qc @ strips[0].transpose(-1, -2)) * _scale(scale, D)                      # (B, H, n, C, Sw)
+    s = s.masked_fill(~allowed[:, None], float("-inf"))
+    a = factor.to(ct)[None, :, None, None, None] * torch.exp(s - s.amax(-1, keepdim=True))
+    Dv = v.shape[-1]
+    num_sm = (a @ strips[1]).reshape(B, H, n * C, Dv)[:, :, :T]
+    den_sm = a.sum(-1).reshape(B, H, n * C)[:, :, :T, None]
+    # --- linear attention over positions that have left the window (lagging w behind; ones column = denominator)
+    fk, vl = _linear_inputs(k_all, v_all, valid, T, H, k_features)
+    S0, z0 = initial_state[3:] if initial_state else _zero_linear_state(B, H, fq.shape[-1], v.shape[-1], fk)
+    v_aug = torch.cat([vl, torch.ones_like(vl[..., :1])], -1)                       # (B, H, T, D + 1)
+    S0_aug = torch.cat([S0.to(ct), z0.to(ct)[..., None]], -1)                       # (B, H, F, D + 1)
+    lin, lin_final = chunk_linear_attn(fq.to(ct), fk, v_aug, initial_state=(S0_aug, z0.to(ct)),
+                                       output_final_state=output_final_state, normalize=False, chunk_size=C)
+    o = (num_sm + lin[..., :Dv]) / (den_sm + lin[..., Dv:])
+    final = None
+    if output_final_state:
+        final = (k_all[:, :, -w:], v_all[:, :, -w:], valid[:, -w:], lin_final[0][..., :Dv], lin_final[0][..., Dv])
+    return o.to(dtype), final
+
+
+def recurrent_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int, scale: float | None = None,
+                            key_mask=None, initial_state: State | None = None, output_final_state: bool = False):
+    """Token by token (decoding): the oldest window slot moves into the linear state, the new token enters the
+    window, then one normalised sum over the window and the linear state."""
+    dtype, (B, H, T, D) = v.dtype, q.shape
+    w = window
+    kw, vw, valid = _with_window(k[:, :, :0], v[:, :, :0], None, initial_state[:3] if initial_state else None, w)
+    ct = kw.dtype
+    rep = H // k.shape[1]
+    S, z = initial_state[3:] if initial_state else _zero_linear_state(B, H, fq.shape[-1], v.shape[-1], kw)
+    S, z = S.to(ct), z.to(ct)
+    km = key_mask.bool() if key_mask is not None else torch.ones(B, T, dtype=torch.bool, device=q.device)
+    f = factor.to(ct)[None, :, None, None]
+    sc = _scale(scale, D)
+    self_only = torch.zeros(w, dtype=torch.bool, device=q.device)
+    self_only[-1] = True
+    outs = []
+    for qt, fqt, kt, vt, mt in zip(q.unbind(2), fq.unbind(2), k.unbind(2), v.unbind(2), km.unbind(1)):
+        m_old = valid[:, 0].to(ct)[:, None, None, None]                             # the slot that leaves
+        fk_old = k_features(kw[:, :, :1].repeat_interleave(rep, 1)).to(ct) * m_old   # (B, H, 1, F)
+        v_old = vw[:, :, :1].repeat_interleave(rep, 1) * m_old                       # (B, H, 1, D)
+        S = S + fk_old.transpose(-1, -2) @ v_old
+        z = z + fk_old[:, :, 0]
+        kw = torch.cat([kw[:, :, 1:], kt[:, :, None].to(ct)], 2)
+        vw = torch.cat([vw[:, :, 1:], vt[:, :, None].to(ct)], 2)
+        valid = torch.cat([valid[:, 1:], mt[:, None]], 1)
+        s = (qt.to(ct)[:, :, None] @ kw.repeat_interleave(rep, 1).transpose(-1, -2)) * sc   # (B, H, 1, w)
+        s = s.masked_fill(~(valid | self_only)[:, None, None], float("-inf"))
+        a = f * torch.exp(s - s.amax(-1, keepdim=True))
+        fqt = fqt.to(ct)[:, :, None]                                                 # (B, H, 1, F)
+        num = a @ vw.repeat_interleave(rep, 1) + fqt @ S
+        den = a.sum(-1, keepdim=True) + fqt @ z[..., None]
+        outs.append(num / den)
+    o = torch.cat(outs, 2)
+    return o.to(dtype), ((kw, vw, valid, S, z) if output_final_state else None)

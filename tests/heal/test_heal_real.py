@@ -1,0 +1,29 @@
+"""Healing the real SmolLM2-135M-Instruct (Q4_1, dequantised) donor for a few steps: the validation loss falls."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from xatl.heal import HealConfig, heal
+from xatl.train.metrics import read_metrics
+
+pytestmark = [pytest.mark.real, pytest.mark.slow]
+
+
+def test_a_few_heal_steps_lower_the_loss_of_a_smollm2_student(smollm2, smollm2_dir, tmp_path):
+    model, _ = smollm2
+    cfg = HealConfig(donor=str(smollm2_dir), out_dir=str(tmp_path / "heal"), mixer="lolcats",
+                     mixer_options={"window": 16}, budget="4steps", block_size=64, micro_batch_size=2,
+                     data=["wiki"], max_documents=300, eval_every=2, eval_batches=2, eval_documents=4,
+                     eval_window=128)
+    result = heal(cfg, donor=model, progress=False)
+    val = {r["step"]: r["val_loss"] for r in read_metrics(tmp_path / "heal" / "train" / "metrics.jsonl")
+           if "val_loss" in r}
+    assert sorted(val) == [0, 2, 4]                         # step 0, the end of stage 1, the end
+    assert val[2] < val[0] and val[4] < val[0] - 0.1, val
+    saved = json.loads((tmp_path / "heal" / "heal.json").read_text())
+    assert saved["status"] == "done" and saved["donor"]["model_type"] == "llama"
+    held = result.results["heldout"]
+    assert 1 <= held["documents"] <= 4 and held["ratio"] > 0.9 and held["student"]["tokens"] > 100

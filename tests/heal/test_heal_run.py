@@ -1,0 +1,132 @@
+"""``xatl heal`` on a tiny trained donor: attention transfer really lowers the per-layer alignment error and the
+held-out loss; a killed run resumes to the same result; bad --out and settings are refused up front."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from heal_helpers import periodic_blocks, periodic_data, save_donor, trained_donor
+
+from xatl.errors import ConfigError, OutputExistsError
+from xatl.heal import HealConfig, heal
+from xatl.train.metrics import read_metrics
+from xatl.train.teacher import alignment_errors
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def donor_dir(tmp_path_factory):
+    return save_donor(tmp_path_factory.mktemp("donor") / "periodic")
+
+
+def _cfg(donor_dir, out, **kw):
+    base = dict(donor=str(donor_dir), out_dir=str(out), mixer="lolcats",
+                mixer_options={"window": 2, "chunk_size": 8}, budget="16steps", block_size=32, micro_batch_size=8,
+                eval_every=4, eval_batches=2, eval_documents=0, lora_rank=4)
+    base.update(kw)
+    return HealConfig(**base)
+
+
+def _val(out):
+    return {r["step"]: r["val_loss"] for r in read_metrics(out / "train" / "metrics.jsonl") if "val_loss" in r}
+
+
+def test_the_tiny_donor_has_learnt_its_task():
+    _, loss = trained_donor()
+    assert loss < 2.0          # ln(98) = 4.6 at chance; only attention over the period gets below ~3
+
+
+def test_attention_transfer_lowers_alignment_error_and_heldout_loss(donor_dir, tmp_path):
+    donor, _ = trained_donor()
+    ids = periodic_blocks(8, 7)
+    seen = {}
+
+    def on_step(step, record, model):
+        if step == 30:                                    # the last attention-transfer step
+            seen["after"] = alignment_errors(model, donor, ids)
+
+    from xatl.models import XATLForCausalLM
+
+    cfg = _cfg(donor_dir, tmp_path / "run", budget="40steps", align_fraction=0.75, eval_every=10)
+    result = heal(cfg, donor=donor, dataset=periodic_data(), progress=False, on_step=on_step)
+    assert result.plan["align_steps"] == 30 and result.plan["lm_steps"] == 10
+    before = alignment_errors(XATLForCausalLM.from_pretrained(tmp_path / "run" / "student"), donor, ids)
+    print("alignment error per layer, before/after:", before, seen["after"])
+    assert all(a < 0.85 * b for a, b in zip(seen["after"], before)), (before, seen["after"])
+    val = _val(tmp_path / "run")
+    assert 0 in val and val[30] < val[0] - 0.2, val         # step 0 is measured; transfer alone lowers it
+    assert val[40] < val[30]                                # and stage 2 lowers it further
+
+
+def test_a_killed_heal_resumes_to_the_same_result(donor_dir, tmp_path):
+    donor, _ = trained_donor()
+    ref = heal(_cfg(donor_dir, tmp_path / "ref"), donor=donor, dataset=periodic_data(), progress=False)
+
+    def kill(step, record, model):
+        if step == 11:
+            raise Killed()
+
+    with pytest.raises(Killed):
+        heal(_cfg(donor_dir, tmp_path / "run"), donor=donor, dataset=periodic_data(), progress=False, on_step=kill)
+    assert json.loads((tmp_path / "run" / "heal.json").read_text())["status"] == "training"
+    again = heal(_cfg(donor_dir, tmp_path / "run"), donor=donor, dataset=periodic_data(), progress=False)
+    assert again.plan == ref.plan
+    a, b = _val(tmp_path / "ref"), _val(tmp_path / "run")
+    assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-5 for k in a), (a, b)
+    done = heal(_cfg(donor_dir, tmp_path / "run"), donor=donor, dataset=periodic_data(), progress=False)
+    assert done.results == again.results                    # a finished run is not trained again
+
+
+def test_heal_refuses_a_foreign_directory_and_other_settings(donor_dir, tmp_path):
+    donor, _ = trained_donor()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match="holds files heal did not write"):
+        heal(_cfg(donor_dir, foreign, overwrite=True), donor=donor, dataset=periodic_data(), progress=False)
+    assert (foreign / "notes.txt").read_text() == "mine" and sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+    run = tmp_path / "run"
+    heal(_cfg(donor_dir, run, budget="2steps"), donor=donor, dataset=periodic_data(), progress=False)
+    with pytest.raises(OutputExistsError, match="another heal run .*--overwrite"):
+        heal(_cfg(donor_dir, run, budget="4steps"), donor=donor, dataset=periodic_data(), progress=False)
+    heal(_cfg(donor_dir, run, budget="4steps", overwrite=True), donor=donor, dataset=periodic_data(), progress=False)
+    assert max(_val(run)) == 4
+
+
+def test_every_layer_softmax_is_refused(donor_dir, tmp_path):
+    donor, _ = trained_donor()
+    with pytest.raises(ConfigError, match="nothing to heal"):
+        heal(_cfg(donor_dir, tmp_path / "run", attention_layers=[0, 1]), donor=donor, dataset=periodic_data(),
+             progress=False)
+
+
+def test_wall_clock_budget_is_calibrated_and_recorded(donor_dir, tmp_path):
+    donor, _ = trained_donor()
+    result = heal(_cfg(donor_dir, tmp_path / "run", budget="20s", eval_every=0), donor=donor,
+                  dataset=periodic_data(), progress=False)
+    cal = result.plan["calibration"]
+    assert cal["align_step_s"] > 0 and cal["lm_step_s"] > 0 and result.plan["align_steps"] >= 1
+    expected = (20 - cal["seconds"]) / 2
+    assert result.plan["align_steps"] == pytest.approx(expected / cal["align_step_s"], rel=0.2, abs=2)
+    assert torch.is_grad_enabled()
+
+
+def test_cli_flags_come_from_the_config(capsys):
+    from xatl.cli.main import build_parser, main
+    from xatl.cli.heal import config_from_args
+
+    args = build_parser("heal").parse_args(["heal", "--donor", "d", "--out", "o", "--mixer-option", "window=32",
+                                            "--attention-layers", "0,5", "--copied-lr", "none"])
+    cfg = config_from_args(args)
+    default = HealConfig(donor="d", out_dir="o")
+    assert cfg.mixer_options == {"window": 32} and cfg.attention_layers == [0, 5] and cfg.copied_lr is None
+    assert (cfg.budget, cfg.lr, cfg.kd_weight, cfg.block_size) == (default.budget, default.lr, default.kd_weight,
+                                                                   default.block_size)
+    assert main(["heal", "--donor", "d", "--out", "o", "--budget", "soon"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xatl heal: error: cannot read budget 'soon'") and err.count("\n") == 1
