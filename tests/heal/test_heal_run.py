@@ -117,8 +117,8 @@ def test_wall_clock_budget_is_calibrated_and_recorded(donor_dir, tmp_path):
 
 
 def test_cli_flags_come_from_the_config(capsys):
-    from xatl.cli.main import build_parser, main
     from xatl.cli.heal import config_from_args
+    from xatl.cli.main import build_parser, main
 
     args = build_parser("heal").parse_args(["heal", "--donor", "d", "--out", "o", "--mixer-option", "window=32",
                                             "--attention-layers", "0,5", "--copied-lr", "none"])

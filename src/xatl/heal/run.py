@@ -220,7 +220,6 @@ def calibrate(student, donor, cfg: HealConfig) -> dict:
         for p in params:
             p.requires_grad_(True)
             p.grad = None
-        del twin
     return {"align_step_s": round(a * cfg.grad_accum, 3), "lm_step_s": round(b * cfg.grad_accum, 3),
             "forward_s": round(f, 3), "threads": torch.get_num_threads()}
 
