@@ -181,12 +181,13 @@ def _time(fn, repeats: int = 1) -> float:
 
 
 def calibrate(student, donor, cfg: HealConfig) -> dict:
-    """Measured seconds per optimizer step of each stage (and per forward-only micro-batch) on random token ids of
-    the run's batch shape. End-to-end steps are timed with every weight trainable (an upper bound for LoRA)."""
+    """Measured seconds per optimizer step of each stage (and per forward-only micro-batch): one block of random
+    token ids, timed after a warm-up and scaled by the blocks per step (per-token cost falls a little with the
+    batch, so this errs on the long side). End-to-end steps are timed with every weight trainable (an upper bound
+    for LoRA)."""
     from ..train.teacher import MixerAligner, kd_loss, lm_loss, softmax_twin, teacher_activations
 
-    ids = torch.randint(0, student.config.vocab_size, (cfg.micro_batch_size, cfg.block_size),
-                        generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(0, student.config.vocab_size, (1, cfg.block_size), generator=torch.Generator().manual_seed(0))
     student.train()
     twin = softmax_twin(donor, student.config)
     aligner = MixerAligner(student)
@@ -220,8 +221,9 @@ def calibrate(student, donor, cfg: HealConfig) -> dict:
         for p in params:
             p.requires_grad_(True)
             p.grad = None
-    return {"align_step_s": round(a * cfg.grad_accum, 3), "lm_step_s": round(b * cfg.grad_accum, 3),
-            "forward_s": round(f, 3), "threads": torch.get_num_threads()}
+    n = cfg.micro_batch_size * cfg.grad_accum
+    return {"align_step_s": round(a * n, 3), "lm_step_s": round(b * n, 3), "forward_s": round(f * cfg.micro_batch_size, 3),
+            "measured_blocks": 1, "threads": torch.get_num_threads()}
 
 
 def train_config(cfg: HealConfig, plan: dict, out: Path):
