@@ -63,7 +63,19 @@ def gpt_j_donor(tmp_path):
     return d
 
 
+@pytest.fixture
+def nan_donor(tmp_path):
+    d = tmp_path / "nan"
+    model = tiny_donor("llama")
+    with torch.no_grad():
+        model.model.layers[1].mlp.up_proj.weight[3, 5] = float("inf")
+    model.save_pretrained(d)
+    return d
+
+
 @pytest.mark.parametrize("case, argv, expect", [
+    ("nonfinite", ["--donor", "{nan}"], "donor tensor 'model.layers.1.mlp.up_proj.weight' holds NaN or inf"),
+    ("empty-copy", ["--donor", "{donor}", "--copy", ""], "the copy set is empty"),
     ("family", ["--donor", "{gptj}"], "unsupported donor family 'gptj'"),
     ("mixer", ["--donor", "{donor}", "--mixer", "transformer-xl"], "unknown mixer 'transformer-xl'"),
     ("layer", ["--donor", "{donor}", "--attention-layers", "1,7"], "attention layer index 7 is out of range"),
@@ -72,9 +84,9 @@ def gpt_j_donor(tmp_path):
     ("option", ["--donor", "{donor}", "--mixer-option", "chunk_size=0"], "chunk_size"),
     ("missing", ["--donor", "./no/such/dir"], "does not exist"),
 ])
-def test_bad_input(case, argv, expect, donor_dir, corrupt_donor, gpt_j_donor, tmp_path, capsys):
+def test_bad_input(case, argv, expect, donor_dir, corrupt_donor, gpt_j_donor, nan_donor, tmp_path, capsys):
     out = tmp_path / "out" / "student"
-    paths = {"donor": donor_dir, "corrupt": corrupt_donor, "gptj": gpt_j_donor}
+    paths = {"donor": donor_dir, "corrupt": corrupt_donor, "gptj": gpt_j_donor, "nan": nan_donor}
     argv = [a.format(**paths) for a in argv]
     code, err = _run(capsys, "convert", *argv, "--out", out)
     assert code == 2, err
@@ -95,4 +107,8 @@ def test_help_lists_convert(capsys):
         main(["--help"])
     assert e.value.code == 0
     assert "convert" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["convert", "--help"])
+    out = capsys.readouterr().out
+    assert "--list-mixers" not in out and "lolcats" in out
     torch.manual_seed(0)

@@ -135,11 +135,16 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(st
             with torch.no_grad():
                 model.model.norm.weight.fill_(float("nan"))
 
-    with pytest.raises(TrainingError, match=r"loss became nan at step 6 .*last good checkpoint is .*step-4"):
+    with pytest.raises(TrainingError, match=r"loss became nan at step 6 .*last good checkpoint is .*step-4.*"
+                                            r"new --out, or in this one with --no-resume --overwrite"):
         train(quick(student_dir, tmp_path / "run", max_steps=10), data, progress=False, on_step=poison)
     assert [s for s, _ in list_checkpoints(tmp_path / "run")] == [4]
     good = xatl.XATLForCausalLM.from_pretrained(tmp_path / "run" / "checkpoints" / "step-4" / "model")
     assert torch.isfinite(good.model.norm.weight).all()
+    # the advice works: the same --out, a lower lr, --no-resume --overwrite
+    again = train(quick(student_dir, tmp_path / "run", max_steps=10, lr=1e-3, resume=False, overwrite=True), data,
+                  progress=False)
+    assert again.final_step == 10
 
 
 def test_rerun_of_a_finished_run_changes_nothing(student_dir, data, tmp_path):

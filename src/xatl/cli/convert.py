@@ -40,8 +40,10 @@ def _option(text: str) -> tuple[str, object]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--donor", required=True, help="HF model directory, .gguf file, fetched asset name "
                    "(e.g. smollm2-135m) or hub id")
+    from ..mixers.registry import MIXERS
+
     p.add_argument("--mixer", default="retention", help="token mixer of the student's layers (default: retention; "
-                   "see `xatl convert --list-mixers`)")
+                   f"one of: {', '.join(MIXERS)})")
     p.add_argument("--attention-layers", type=_layers, default=[], metavar="I,J",
                    help="layers that keep softmax attention (hybrid), e.g. 1,11; negative indices count from the end")
     p.add_argument("--copy", default="default", help="components to copy from the donor (default: default = "

@@ -346,7 +346,8 @@ class Trainer:
         last = self.state.last_checkpoint
         keep = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
         raise TrainingError(f"the {what} became {value} at step {step} ({self.stage} stage); the run stopped and "
-                            f"{keep}; lower --lr (or raise warm-up / clipping) and resume")
+                            f"{keep}; start again with a lower --lr (or more warm-up / clipping) in a new --out, or in this "
+                            "one with --no-resume --overwrite (a resume keeps the settings that diverged)")
 
     def _after_step(self, record: dict, seconds: float) -> None:
         cfg, st = self.cfg, self.state

@@ -28,10 +28,14 @@ log = logging.getLogger(__name__)
 
 
 def parse_copy(copy: str | Iterable[str] | None) -> tuple[str, ...]:
-    """Normalise a copy selection: names from COMPONENTS, "all", "none"/"" (from scratch), or "default"."""
+    """Normalise a copy selection: names from COMPONENTS, "all", "none" (from scratch), or "default"; an empty
+    selection is refused (it used to mean "copy nothing" silently)."""
     if copy is None:
         return DEFAULT_COPY
     items = [c.strip() for c in (copy.split(",") if isinstance(copy, str) else copy) if c.strip()]
+    if not items:
+        raise ConfigError("the copy set is empty; name components (embed, norms, mlp, lm_head, o_proj, qkv), or "
+                          "all, default, or none to train from scratch")
     out: list[str] = []
     for c in items:
         if c == "all":
@@ -74,6 +78,10 @@ def transfer(donor: nn.Module, config: XATLConfig | None = None, copy: str | Ite
     tied_student = {"lm_head.weight"} if config.tie_word_embeddings else set()
 
     donor_sd = donor.state_dict()
+    for name, tensor in donor_sd.items():
+        if tensor.is_floating_point() and tensor.device.type != "meta" and not bool(torch.isfinite(tensor).all()):
+            raise TransferError(f"donor tensor {name!r} holds NaN or inf values; the donor is damaged: re-fetch or "
+                                "re-export it (nothing was written)")
     planner = _Planner(student, adapter, dcfg, selected, student_shapes, consume_donor)
     embed = _embedding_name(donor_sd, adapter)
     for name, tensor in donor_sd.items():
