@@ -34,7 +34,7 @@ def test_minute_sized_study_end_to_end(tmp_path):
     runs = summary["runs"]
     assert len(runs) == 8
     for run in runs.values():
-        assert len(run["curve"]) == 3                                  # evaluations at steps 4, 8, 12
+        assert [s for s, _ in run["curve"]] == [0, 4, 8, 12]           # evaluations before step 1, at 4, 8, 12
         assert run["tokens"] == 12 * 8 * 32                            # equal budgets: steps x batch x block
         assert run["eval"]["ppl"] > 1 and "piqa" in run["eval"]["tasks"]
         if run["student"] == "scratch":

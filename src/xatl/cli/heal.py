@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import typing
 from dataclasses import MISSING
+
+from .convert import _layers, _option
 
 HELP = "convert a donor into an LCI student and heal it: attention transfer, then distillation + LoRA, in a budget"
 DESCRIPTION = """Turn a pretrained Transformer into a linear-cost student that still works, in one command.
@@ -23,23 +24,6 @@ EPILOG = """examples:
   xatl heal --donor ./my-llama --out runs/h --budget 2Mtok --stage2 unfreeze
 On a 2-core CPU, SmolLM2-135M heals at about 100 tokens/s in stage 1 and 40 in stage 2: 15 minutes is about
 45k + 18k tokens. See docs/heal.md."""
-
-
-def _layers(text: str) -> list[int]:
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated layer indices like 0,10; got {text!r}") from None
-
-
-def _option(text: str) -> tuple[str, object]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        return key.strip(), json.loads(value)
-    except json.JSONDecodeError:
-        return key.strip(), value
 
 
 def _optional_number(kind):

@@ -29,11 +29,12 @@ log = logging.getLogger(__name__)
 
 def parse_copy(copy: str | Iterable[str] | None) -> tuple[str, ...]:
     """Normalise a copy selection: names from COMPONENTS, "all", "none" (from scratch), or "default"; an empty
-    selection is refused (it used to mean "copy nothing" silently)."""
+    string is refused (``--copy ""`` used to mean "copy nothing" silently); an empty sequence is a normalised
+    "none"."""
     if copy is None:
         return DEFAULT_COPY
     items = [c.strip() for c in (copy.split(",") if isinstance(copy, str) else copy) if c.strip()]
-    if not items:
+    if not items and isinstance(copy, str):
         raise ConfigError("the copy set is empty; name components (embed, norms, mlp, lm_head, o_proj, qkv), or "
                           "all, default, or none to train from scratch")
     out: list[str] = []
