@@ -153,3 +153,26 @@ def test_rerun_of_a_finished_run_changes_nothing(student_dir, data, tmp_path):
     again = train(quick(student_dir, tmp_path / "run", max_steps=4), data, progress=False)    # resume="auto"
     assert again.final_step == 4 and again.val_loss == first.val_loss
     assert _losses(again.metrics_path) == before and len(before) == 4
+
+
+def test_a_second_run_on_the_same_out_is_refused_and_the_first_is_untouched(student_dir, data, tmp_path):
+    """Two trainers on one --out: the second is refused in one line (before it removes or prunes anything);
+    the first finishes; afterwards the directory is free again."""
+    from xatl.errors import OutputExistsError
+
+    seen = {}
+
+    def second(step, record, model):
+        if step == 2:
+            with pytest.raises(OutputExistsError, match="another training run is working in") as info:
+                train(quick(student_dir, tmp_path / "run", max_steps=8, resume=False, overwrite=True), data,
+                      progress=False)
+            seen["error"] = str(info.value)
+            seen["files"] = sorted(p.name for p in (tmp_path / "run").iterdir())
+
+    first = train(quick(student_dir, tmp_path / "run", max_steps=8), data, progress=False, on_step=second)
+    assert first.final_step == 8 and "\n" not in seen["error"] and "metrics.jsonl" in seen["files"]
+    assert [s for s, _ in list_checkpoints(tmp_path / "run")] == [4, 8]
+    again = train(quick(student_dir, tmp_path / "run", max_steps=8, resume=False, overwrite=True), data,
+                  progress=False)
+    assert again.final_step == 8

@@ -97,11 +97,16 @@ def train(cfg, dataset=None, *, donor=None, progress: bool = True, on_step=None)
     blocks; None: built from ``cfg.data``). ``donor``: a loaded donor model or path (alignment, distillation).
     ``on_step(step, record, model)`` is called after every optimizer step; an exception raised there stops the
     run as a crash would (no checkpoint is written). Works the same under ``accelerate launch`` (DDP)."""
-    trainer = Trainer(cfg, dataset, donor=donor, progress=progress, on_step=on_step)
+    try:
+        trainer = Trainer(cfg, dataset, donor=donor, progress=progress, on_step=on_step)
+    except BaseException:
+        setup.unlock_run_dir(Path(cfg.out_dir))
+        raise
     try:
         return trainer.run()
     finally:
         trainer.close()
+        setup.unlock_run_dir(Path(cfg.out_dir))
 
 
 class Trainer:

@@ -141,19 +141,46 @@ def prepare_out_dir(cfg, is_main: bool) -> Path | None:
     if cfg.resume is True and ckpt is None:
         raise TrainingError(f"no checkpoint to resume from in {str(out / CHECKPOINTS)!r}; drop --resume to start "
                             "a fresh run")
-    if cfg.resume is False or ckpt is None:
-        held = [n for n in RUN_OUTPUTS if (out / n).exists()]
-        if cfg.resume is False and ckpt is not None and not cfg.overwrite:
-            raise OutputExistsError(f"out_dir {str(out)!r} already holds a run ({', '.join(held)}); resume it "
-                                    "(--resume), choose a new --out, or pass --overwrite to replace it")
-        if is_main:
-            for name in held:
-                p = out / name
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
-        ckpt = None
+    fresh = cfg.resume is False or ckpt is None
+    held = [n for n in RUN_OUTPUTS if (out / n).exists()] if fresh else []
+    if fresh and cfg.resume is False and ckpt is not None and not cfg.overwrite:
+        raise OutputExistsError(f"out_dir {str(out)!r} already holds a run ({', '.join(held)}); resume it "
+                                "(--resume), choose a new --out, or pass --overwrite to replace it")
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
-    return ckpt
+        lock_run_dir(out)                      # before anything of an earlier run is removed
+        for name in held:
+            p = out / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return None if fresh else ckpt
+
+
+LOCK_FILE = ".train.lock"
+_LOCKS: dict[str, object] = {}
+
+
+def lock_run_dir(out: Path) -> None:
+    """Hold ``out/.train.lock`` until :func:`unlock_run_dir` (or the process ends): a second ``xatl train`` on the
+    same --out is refused in one line instead of racing the first (its pruning deleted the other's files)."""
+    import fcntl
+
+    key = str(out.resolve())
+    f = open(out / LOCK_FILE, "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise OutputExistsError(f"another training run is working in {str(out)!r}; wait for it to finish or "
+                                "choose another --out") from None
+    if key in _LOCKS:                          # cannot happen (the flock above would fail); keep one handle
+        _LOCKS[key].close()
+    _LOCKS[key] = f
+
+
+def unlock_run_dir(out: Path) -> None:
+    f = _LOCKS.pop(str(Path(out).resolve()), None)
+    if f is not None:
+        f.close()
 
 
 def save_final(model, out: Path, tokenizer, src, save=None) -> Path:
