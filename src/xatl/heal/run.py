@@ -170,8 +170,9 @@ def _plan(cfg: HealConfig, budget: Budget, student, donor) -> dict:
     return plan
 
 
-def _time(fn, repeats: int = 1) -> float:
-    fn()                                                      # warm-up (allocations, one-off dispatch)
+def median_seconds(fn, repeats: int = 1) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls, after one warm-up call (allocations, dispatch)."""
+    fn()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -180,47 +181,64 @@ def _time(fn, repeats: int = 1) -> float:
     return statistics.median(times)
 
 
-def calibrate(student, donor, cfg: HealConfig) -> dict:
-    """Measured seconds per optimizer step of each stage (and per forward-only micro-batch): one block of random
-    token ids, timed after a warm-up and scaled by the blocks per step (per-token cost falls a little with the
-    batch, so this errs on the long side). End-to-end steps are timed with every weight trainable (an upper bound
-    for LoRA)."""
+def step_functions(student, donor, ids: torch.Tensor, align_params, kd_temperature: float = 1.0) -> dict:
+    """Closures running one micro-batch ``ids`` (B, T) of each kind of healing step, for timing:
+
+    * ``align``: the donor's trunk, every LCI mixer on the donor's inputs, backward into ``align_params`` only;
+    * ``lm``: the student's forward, LM loss and backward with every weight trainable; ``lm_kd``: the same plus
+      distillation from the donor's logits at ``kd_temperature``;
+    * ``forward``: the student's forward alone (a validation batch).
+    Call ``restore()`` afterwards: every parameter trainable again, no gradients left."""
     from ..train.teacher import MixerAligner, kd_loss, lm_loss, softmax_twin, teacher_activations
 
-    ids = torch.randint(0, student.config.vocab_size, (1, cfg.block_size), generator=torch.Generator().manual_seed(0))
     student.train()
     twin = softmax_twin(donor, student.config)
     aligner = MixerAligner(student)
-    params = list(student.parameters())
+    params, align_params = list(student.parameters()), list(align_params)
 
     def align():
         for p in params:
             p.requires_grad_(False)
-        for p in aligner.parameters():
+        for p in align_params:
             p.requires_grad_(True)
         aligner(teacher_activations(twin, aligner.layers, ids)).mean().backward()
 
-    def lm():
+    def lm(kd: bool = False):
         for p in params:
             p.requires_grad_(True)
         logits = student(input_ids=ids, use_cache=False).logits
         loss = lm_loss(logits, ids)
-        if cfg.kd_weight > 0:
+        if kd:
             with torch.no_grad():
                 teacher = donor(input_ids=ids, use_cache=False).logits
-            loss = loss + kd_loss(logits, teacher, cfg.kd_temperature)
+            loss = loss + kd_loss(logits, teacher, kd_temperature)
         loss.backward()
 
     def forward():
         with torch.no_grad():
             student(input_ids=ids, use_cache=False)
 
-    try:
-        a, b, f = _time(align), _time(lm), _time(forward)
-    finally:
+    def restore():
         for p in params:
             p.requires_grad_(True)
             p.grad = None
+
+    return {"align": align, "lm": lm, "lm_kd": lambda: lm(kd=True), "forward": forward, "restore": restore}
+
+
+def calibrate(student, donor, cfg: HealConfig) -> dict:
+    """Measured seconds per optimizer step of each stage (and per forward-only micro-batch): one block of random
+    token ids, timed after a warm-up and scaled by the blocks per step (per-token cost falls a little with the
+    batch, so this errs on the long side). Stage-1 steps are timed with every LCI mixer parameter trainable and
+    end-to-end steps with every weight trainable (upper bounds for what heal trains)."""
+    from ..train.teacher import MixerAligner
+
+    ids = torch.randint(0, student.config.vocab_size, (1, cfg.block_size), generator=torch.Generator().manual_seed(0))
+    steps = step_functions(student, donor, ids, MixerAligner(student).parameters(), cfg.kd_temperature)
+    try:
+        a, b, f = (median_seconds(steps[k]) for k in ("align", "lm_kd" if cfg.kd_weight > 0 else "lm", "forward"))
+    finally:
+        steps["restore"]()
     n = cfg.micro_batch_size * cfg.grad_accum
     return {"align_step_s": round(a * n, 3), "lm_step_s": round(b * n, 3), "forward_s": round(f * cfg.micro_batch_size, 3),
             "measured_blocks": 1, "threads": torch.get_num_threads()}

@@ -13,10 +13,14 @@ Learned weights start as the identity (``torch.eye(D, F)``), so a fresh ``t2r`` 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import initialization as init
+
+from .base import LCIOptions
 
 
 class FeatureMap(nn.Module):
@@ -81,3 +85,25 @@ class HedgehogMap(_LearnedMap):
 
 
 FEATURE_MAPS: dict[str, type[FeatureMap]] = {"elu": EluMap, "relu": ReluMap, "t2r": T2RMap, "hedgehog": HedgehogMap}
+
+
+@dataclass
+class FeatureMapOptions(LCIOptions):
+    """Options of the mixers with a linear-attention part (``linear``, ``lolcats``): its feature maps."""
+
+    feature_map: str = "elu"
+    """Feature map phi applied to queries and keys: elu (elu + 1), relu, t2r (learned) or hedgehog (learned)."""
+    feature_dim: int | None = None
+    """Features per head of the learned maps (hedgehog outputs twice as many); None = head_dim."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.feature_map not in FEATURE_MAPS:
+            raise ValueError(f"feature_map must be one of {', '.join(sorted(FEATURE_MAPS))}; got {self.feature_map!r}")
+        if self.feature_dim is not None and self.feature_dim < 1:
+            raise ValueError(f"feature_dim must be >= 1, got {self.feature_dim}")
+
+    def build_maps(self, num_heads: int, head_dim: int) -> tuple[FeatureMap, FeatureMap]:
+        """(query map, key map): one map each, per head."""
+        fmap = FEATURE_MAPS[self.feature_map]
+        return fmap(num_heads, head_dim, self.feature_dim), fmap(num_heads, head_dim, self.feature_dim)

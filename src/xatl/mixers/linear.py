@@ -16,27 +16,16 @@ import torch
 from torch import nn
 
 from ..ops.linear_attention import chunk_linear_attn, naive_linear_attn, recurrent_linear_attn
-from .base import LCIOptions, Mixer, MixerContext, State, merge_heads, padding_mask, split_heads
-from .feature_maps import FEATURE_MAPS
+from .base import Mixer, MixerContext, State, merge_heads, padding_mask, split_heads
+from .feature_maps import FeatureMapOptions
 
 
 @dataclass
-class LinearOptions(LCIOptions):
-    feature_map: str = "elu"
-    """Feature map phi applied to queries and keys: elu (elu + 1), relu, t2r (learned) or hedgehog (learned)."""
-    feature_dim: int | None = None
-    """Features per head of the learned maps (hedgehog outputs twice as many); None = head_dim."""
+class LinearOptions(FeatureMapOptions):
     eps: float = 1e-6
     """Added to the denominator."""
     normalize: bool = True
     """Divide by phi(q) . z (Katharopoulos); False keeps the raw numerator."""
-
-    def validate(self) -> None:
-        super().validate()
-        if self.feature_map not in FEATURE_MAPS:
-            raise ValueError(f"feature_map must be one of {', '.join(sorted(FEATURE_MAPS))}; got {self.feature_map!r}")
-        if self.feature_dim is not None and self.feature_dim < 1:
-            raise ValueError(f"feature_dim must be >= 1, got {self.feature_dim}")
 
 
 class LinearAttention(Mixer):
@@ -50,9 +39,7 @@ class LinearAttention(Mixer):
         self.k_proj = nn.Linear(C, H * D, bias=config.attention_bias)
         self.v_proj = nn.Linear(C, H * D, bias=config.attention_bias)
         self.o_proj = nn.Linear(H * D, C, bias=config.attention_out_bias)
-        fmap = FEATURE_MAPS[self.opts.feature_map]
-        self.q_map = fmap(H, D, self.opts.feature_dim)
-        self.k_map = fmap(H, D, self.opts.feature_dim)
+        self.q_map, self.k_map = self.opts.build_maps(H, D)
 
     def init_state(self, batch_size, device, dtype) -> State:
         H, D, F = self.num_heads, self.head_dim, self.k_map.out_dim

@@ -18,23 +18,20 @@ import torch
 from torch import nn
 from transformers import initialization as init
 
-from ..models.layers import apply_rope
 from ..ops.window_linear import chunk_window_linear, naive_window_linear, recurrent_window_linear
-from .base import LCIOptions, Mixer, MixerContext, State, merge_heads, padding_mask, split_heads
-from .feature_maps import FEATURE_MAPS
-from .softmax import donor_attention_projections
+from .base import Mixer, MixerContext, State, merge_heads, padding_mask
+from .feature_maps import FeatureMapOptions
+from .softmax import donor_attention_projections, donor_qkv
 
 STATE_KEYS = ("k", "v", "valid", "kv", "k_sum")
 
 
 @dataclass
-class LolcatsOptions(LCIOptions):
-    window: int = 64
-    """Tokens each query sees through softmax attention (itself included); older ones go through the linear part."""
+class LolcatsOptions(FeatureMapOptions):
     feature_map: str = "hedgehog"
     """Feature map of the linear part (queries and keys have one each): hedgehog, t2r, elu or relu."""
-    feature_dim: int | None = None
-    """Features per head of the learned maps (hedgehog outputs twice as many); None = head_dim."""
+    window: int = 64
+    """Tokens each query sees through softmax attention (itself included); older ones go through the linear part."""
     init_window_factor: float = 0.0
     """Initial value of the per-head window-factor parameter; the softmax terms are scaled by its sigmoid (LoLCATs'
     default 0: factor 0.5; the linear terms have factor 1)."""
@@ -43,10 +40,6 @@ class LolcatsOptions(LCIOptions):
         super().validate()
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
-        if self.feature_map not in FEATURE_MAPS:
-            raise ValueError(f"feature_map must be one of {', '.join(sorted(FEATURE_MAPS))}; got {self.feature_map!r}")
-        if self.feature_dim is not None and self.feature_dim < 1:
-            raise ValueError(f"feature_dim must be >= 1, got {self.feature_dim}")
 
 
 class LolcatsAttention(Mixer):
@@ -57,9 +50,7 @@ class LolcatsAttention(Mixer):
     def __init__(self, config, layer_idx: int, **options):
         super().__init__(config, layer_idx, **options)
         donor_attention_projections(self, config, layer_idx)
-        fmap = FEATURE_MAPS[self.opts.feature_map]
-        self.q_map = fmap(self.num_heads, self.head_dim, self.opts.feature_dim)
-        self.k_map = fmap(self.num_heads, self.head_dim, self.opts.feature_dim)
+        self.q_map, self.k_map = self.opts.build_maps(self.num_heads, self.head_dim)
         self.window_factor = nn.Parameter(torch.empty(self.num_heads))
         self._xatl_init(0.0)
 
@@ -76,11 +67,7 @@ class LolcatsAttention(Mixer):
     def forward(self, x, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
         """x (B, T, C) -> (B, T, C)."""
         T = x.shape[1]
-        q = split_heads(self.q_proj(x), self.head_dim)                     # (B, H, T, D)
-        k = split_heads(self.k_proj(x), self.head_dim)                     # (B, H_kv, T, D)
-        v = split_heads(self.v_proj(x), self.head_dim)
-        if ctx.rope is not None:
-            q, k = apply_rope(q, *ctx.rope), apply_rope(k, *ctx.rope)
+        q, k, v = donor_qkv(self, x, ctx)                                  # (B, H | H_kv, T, D), rotated
         init_state = tuple(state[key] for key in STATE_KEYS) if state is not None else None
         kw = dict(scale=self.scale, key_mask=padding_mask(ctx, T), initial_state=init_state,
                   output_final_state=use_cache)

@@ -30,6 +30,17 @@ def donor_attention_projections(module: nn.Module, config, layer_idx: int) -> No
     module.scale = scale
 
 
+def donor_qkv(module: nn.Module, x: torch.Tensor, ctx: MixerContext):
+    """Queries, keys and values of a module built by :func:`donor_attention_projections`, with the donor's RoPE
+    applied to q and k: x (B, T, C) -> q (B, H, T, D), k and v (B, H_kv, T, D)."""
+    q = split_heads(module.q_proj(x), module.head_dim)
+    k = split_heads(module.k_proj(x), module.head_dim)
+    v = split_heads(module.v_proj(x), module.head_dim)
+    if ctx.rope is not None:
+        q, k = apply_rope(q, *ctx.rope), apply_rope(k, *ctx.rope)
+    return q, k, v
+
+
 class SoftmaxAttention(Mixer):
     name = "softmax"
     recurrent = False
@@ -46,11 +57,7 @@ class SoftmaxAttention(Mixer):
     def forward(self, x, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
         """x (B, T, C) -> (B, T, C); state {"k", "v"}: (B, H_kv, S, D) keys/values of the S earlier tokens."""
         T = x.shape[1]
-        q = split_heads(self.q_proj(x), self.head_dim)                   # (B, H, T, D)
-        k = split_heads(self.k_proj(x), self.head_dim)                   # (B, H_kv, T, D)
-        v = split_heads(self.v_proj(x), self.head_dim)
-        if ctx.rope is not None:
-            q, k = apply_rope(q, *ctx.rope), apply_rope(k, *ctx.rope)
+        q, k, v = donor_qkv(self, x, ctx)
         if state is not None and state["k"].shape[2] > 0:
             k = torch.cat([state["k"], k], dim=2)
             v = torch.cat([state["v"], v], dim=2)

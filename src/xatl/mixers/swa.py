@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.layers import apply_rope
 from ..ops.sliding_window import chunk_swa, naive_swa, recurrent_swa
-from .base import LCIOptions, Mixer, MixerContext, State, merge_heads, padding_mask, split_heads
-from .softmax import donor_attention_projections
+from .base import LCIOptions, Mixer, MixerContext, State, merge_heads, padding_mask
+from .softmax import donor_attention_projections, donor_qkv
 
 
 @dataclass
@@ -47,11 +46,7 @@ class SlidingWindowAttention(Mixer):
     def forward(self, x, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
         """x (B, T, C) -> (B, T, C)."""
         T = x.shape[1]
-        q = split_heads(self.q_proj(x), self.head_dim)                     # (B, H, T, D)
-        k = split_heads(self.k_proj(x), self.head_dim)                     # (B, H_kv, T, D)
-        v = split_heads(self.v_proj(x), self.head_dim)
-        if ctx.rope is not None:
-            q, k = apply_rope(q, *ctx.rope), apply_rope(k, *ctx.rope)
+        q, k, v = donor_qkv(self, x, ctx)                                  # (B, H | H_kv, T, D), rotated
         init = (state["k"], state["v"], state["valid"]) if state is not None else None
         kw = dict(scale=self.scale, key_mask=padding_mask(ctx, T), initial_state=init, output_final_state=use_cache)
         form = self._form_for(T, state)

@@ -172,8 +172,6 @@ def lock_run_dir(out: Path) -> None:
         f.close()
         raise OutputExistsError(f"another training run is working in {str(out)!r}; wait for it to finish or "
                                 "choose another --out") from None
-    if key in _LOCKS:                          # cannot happen (the flock above would fail); keep one handle
-        _LOCKS[key].close()
     _LOCKS[key] = f
 
 

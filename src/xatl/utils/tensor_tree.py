@@ -3,7 +3,7 @@
 A tree of dicts, lists, tuples, tensors, numpy arrays and JSON scalars is split into its tensors (safetensors
 payload, keys ``"0"``, ``"1"``, ...) and a JSON skeleton kept in the file's metadata under ``"xatl_tree"``.
 Loading parses JSON and raw tensor bytes only, so a planted file can at worst fail to load: it can never run
-code (unlike ``torch.load(weights_only=False)``, which unpickles arbitrary objects).
+code (unlike a pickle-based checkpoint, whose loading can construct arbitrary objects).
 
     save_tree({"state": {0: {"step": torch.tensor(3.0)}}, "lr": 1e-3}, "optimizer.safetensors")
     tree = load_tree("optimizer.safetensors")          # the same structure; int keys stay ints
