@@ -23,6 +23,7 @@ BENCHMARKS = {  # name: (script, arguments), as recorded in docs/benchmarks.md
     "decode_cost": ("decode_cost", ["--donor", "smollm2-135m", "--mixers", "retention,gla,mamba,mamba2,linear,swa"]),
     "generate": ("generate", []),
     "heal": ("heal", []),
+    "threads": ("threads", []),
     "train_tiny": ("train", ["--donor", "tiny", "--contexts", "512,2048", "--out", "benchmarks/results/train_tiny.json"]),
     # a SmolLM2-sized training step takes seconds on a 2-core CPU: one context, three mixers, few steps
     "train_smollm2": ("train", ["--donor", "smollm2-135m", "--mixers", "retention,gla,mamba", "--contexts", "512",

@@ -8,6 +8,13 @@
 
 __version__ = "0.1.0"
 
+import sys as _sys  # noqa: E402
+
+from .utils.threads import prepare_openmp as _prepare_openmp  # noqa: E402
+
+if "torch" not in _sys.modules:       # idle OpenMP workers sleep, not spin (docs/benchmarks.md: busy-machine figures)
+    _prepare_openmp()
+
 from .models import XATLCache, XATLConfig, XATLForCausalLM, XATLModel  # noqa: E402  (registers Auto classes)
 
 __all__ = ["XATLCache", "XATLConfig", "XATLForCausalLM", "XATLModel", "__version__"]

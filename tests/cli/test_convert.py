@@ -6,23 +6,10 @@ import json
 
 import pytest
 import torch
+from cli_helpers import run_cli
 
 from tiny import tiny_donor
 from xatl.cli.main import main
-
-
-@pytest.fixture(scope="module")
-def donor_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("donor") / "llama"
-    tiny_donor("llama").save_pretrained(d)
-    return d
-
-
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    err = [line for line in capsys.readouterr().err.strip().splitlines()
-           if not line.startswith("Loading weights:")]                 # transformers' own progress bar
-    return code, err
 
 
 def test_convert_writes_student(donor_dir, tmp_path, capsys):
@@ -37,7 +24,7 @@ def test_convert_writes_student(donor_dir, tmp_path, capsys):
     assert rep["student_tensors"]["model.layers.0.mixer.q_proj.weight"]["status"] == "copied"
     # a second convert into the same directory is refused, the good model untouched
     before = (out / "model.safetensors").read_bytes()
-    code, err = _run(capsys, "convert", "--donor", donor_dir, "--mixer", "linear", "--out", out)
+    code, err = run_cli(capsys, "convert", "--donor", donor_dir, "--mixer", "linear", "--out", out)
     assert code == 2 and len(err) == 1 and "already holds a model" in err[0] and "--overwrite" in err[0]
     assert (out / "model.safetensors").read_bytes() == before
     # ... unless --overwrite
@@ -89,7 +76,7 @@ def test_bad_input(case, argv, expect, donor_dir, corrupt_donor, gpt_j_donor, na
     out = tmp_path / "out" / "student"
     paths = {"donor": donor_dir, "corrupt": corrupt_donor, "gptj": gpt_j_donor, "nan": nan_donor}
     argv = [a.format(**paths) for a in argv]
-    code, err = _run(capsys, "convert", *argv, "--out", out)
+    code, err = run_cli(capsys, "convert", *argv, "--out", out)
     assert code == 2, err
     assert len(err) == 1 and err[0].startswith("xatl convert: error: "), err
     assert expect in err[0], err[0]
@@ -98,7 +85,7 @@ def test_bad_input(case, argv, expect, donor_dir, corrupt_donor, gpt_j_donor, na
 
 
 def test_unsupported_family_lists_supported(gpt_j_donor, tmp_path, capsys):
-    code, err = _run(capsys, "convert", "--donor", gpt_j_donor, "--out", tmp_path / "o")
+    code, err = run_cli(capsys, "convert", "--donor", gpt_j_donor, "--out", tmp_path / "o")
     for family in ("llama", "mistral", "qwen2", "gpt_neox", "gpt2"):
         assert family in err[0]
 

@@ -19,6 +19,12 @@ def test_data_smaller_than_one_batch(student_dir, tmp_path):
     small = DatasetDict(train=blocks(6, 1), validation=blocks(2, 2))
     with pytest.raises(DataError, match=r"holds 6 blocks but one optimizer step needs 8"):
         train(quick(student_dir, tmp_path / "run", micro_batch_size=4, grad_accum=2), small, progress=False)
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(DataError):
+        train(quick(student_dir, tmp_path / "mine", micro_batch_size=4, grad_accum=2), small, progress=False)
+    assert {p.name for p in (tmp_path / "mine").iterdir()} - {".train.lock"} == {"notes.txt"}   # not made by it: kept
 
 
 def test_bad_blocks(student_dir, tmp_path):
@@ -85,6 +91,7 @@ def test_cli_prints_one_line_and_exits_2(student_dir, data, tmp_path, capsys):
                  "--steps", "2", "--batch-size", "4"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("xatl train: error: the training data holds 2 blocks")
+    assert not (tmp_path / "run").exists()                 # refused before any work: no empty --out left
     code = main(["train", "--model", str(student_dir), "--data", str(saved), "--out", str(tmp_path / "run"),
                  "--unfreeze", "later"])
     assert code == 2 and "unknown unfreeze schedule 'later'" in capsys.readouterr().err

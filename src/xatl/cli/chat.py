@@ -30,10 +30,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
+    from ..errors import GenerationError
     from ..eval.loading import load_model
     from ..generation.chat import ChatSession
     from ..generation.settings import DecodingSettings
 
+    if sys.stdin is None or sys.stdin.closed:
+        raise GenerationError("stdin is closed, and xatl chat reads your messages from it; run it in a terminal "
+                              "or pipe the messages in (printf 'Hi\\n' | xatl chat --model ...)")
     settings = DecodingSettings.from_args(args)
     model, tokenizer = load_model(args.model, device=args.device, dtype=getattr(torch, args.dtype))
     session = ChatSession(model, tokenizer, settings, system=args.system)
@@ -55,7 +59,11 @@ def _run(args: argparse.Namespace) -> int:
             print("[conversation reset]", file=sys.stderr)
             continue
         sys.stdout.write("assistant> " if interactive else "")
-        session.reply(text, out=sys.stdout)
+        try:
+            session.reply(text, out=sys.stdout)
+        except GenerationError as e:            # e.g. the conversation outgrew the context: say so, keep chatting
+            print(f"\n[error: {e}]", file=sys.stderr)
+            continue
         sys.stdout.write("\n")
         sys.stdout.flush()
     return 0

@@ -81,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.model:
         raise ConfigError("--model is required (or --write-lm-eval-tasks DIR / --list-tasks)")
+    if args.out:
+        from ..utils.fs import check_writable_file
+
+        check_writable_file(args.out)        # before the evaluation, not after it
     if args.lm_eval:
         return _evaluate_with_lm_eval(args)
     return _evaluate(args)

@@ -56,6 +56,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "linear-cost-inference model, train it, evaluate it and generate with it.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"xatl {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--threads", default=None, metavar="N",
+                        help="CPU threads for torch (default: $XATL_THREADS, else one per core); on a machine "
+                        "shared with another busy process, 1 is much faster (docs/benchmarks.md)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         if only is not None and name != only:
@@ -66,14 +70,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             continue
         p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
                            formatter_class=argparse.RawDescriptionHelpFormatter,
-                           epilog=getattr(module, "EPILOG", None))
+                           epilog=getattr(module, "EPILOG", None), parents=[common])
         module.add_arguments(p)
         p.set_defaults(_module=module)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from xatl.errors import XATLError
+    from xatl.errors import ConfigError, XATLError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -83,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if not argv else 2
     try:
+        from xatl.utils.threads import configure_threads
+
+        try:
+            configure_threads(args.threads)
+        except ValueError as e:
+            raise ConfigError(f"--threads: {e}") from None
         return int(args._module.run(args) or 0)
     except XATLError as e:
         print(f"xatl {args.command}: error: {e}", file=sys.stderr)
@@ -90,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"xatl {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:                      # disk full, permissions, a vanished path: one line, not a traceback
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"xatl {args.command}: error: {e.strerror or e}{where}; check the path, its permissions and free "
+              "disk space", file=sys.stderr)
+        return 1
     except MemoryError:
         print(f"xatl {args.command}: error: out of memory; use a smaller batch/model or a bigger machine",
               file=sys.stderr)

@@ -50,10 +50,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+GENERIC = ("final", "student", "train", "init", "model", "heal", "checkpoints")
+
+
 def _name(path: str) -> str:
+    """A label for ``path``: its last component, with the parents before it while those are generic (``final``,
+    ``train``, ``step-41``...): runs/heal-lolcats/train/final -> heal-lolcats/train/final."""
+    import re
     from pathlib import Path
 
-    return Path(str(path).rstrip("/")).name or str(path)
+    parts = Path(str(path).rstrip("/")).parts
+    keep = 1
+    while keep < len(parts) and (parts[-keep] in GENERIC or re.fullmatch(r"step-\d+", parts[-keep])):
+        keep += 1
+    return "/".join(parts[-keep:]) or str(path)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -63,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..eval.profile import ProfileConfig, format_profile_table, plot_profiles, profile_model
     from ..utils.fs import atomic_directory, atomic_write_json, check_output_dir
 
-    check_output_dir(args.out, args.overwrite)
+    check_output_dir(args.out, args.overwrite, owned=("profile.json",), what="a profile")
     cfg = ProfileConfig(contexts=args.contexts, decode_steps=args.steps, warmup_steps=max(0, args.warmup),
                         prefill_chunk=args.prefill_chunk, batch_size=args.batch_size)
     dtype = getattr(torch, args.dtype)

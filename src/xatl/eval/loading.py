@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import DonorLoadError, ModelLoadError
+from ..errors import ConfigError, DonorLoadError, ModelLoadError
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 
@@ -17,13 +17,32 @@ def pick_device(device: str | None = None) -> torch.device:
     """``None``/``"auto"``: CUDA when available, else CPU."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        built = f"torch {torch.__version__} is built {'with CUDA ' + torch.version.cuda if torch.version.cuda else 'without CUDA'}"
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: no CUDA GPU is visible here ({built}); use --device cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here "
+                              f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
+    return dev
 
 
 def _is_causal_lm(config) -> bool:
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+    """A config transformers can build a causal LM from, *and* whose saved ``architectures`` (when listed) name a
+    causal LM: a BERT checkpoint (``BertForMaskedLM``) has a causal-LM class in transformers but is not one."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    return type(config) in MODEL_FOR_CAUSAL_LM_MAPPING
+    if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
+        return False
+    archs = getattr(config, "architectures", None) or []
+    names = set()
+    for v in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():
+        names.update(v if isinstance(v, (list, tuple)) else [v])
+    return not archs or any(a in names or a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
 
 
 def resolve_model(path: str | os.PathLike):
@@ -58,8 +77,10 @@ def resolve_causal_lm(path: str | os.PathLike):
         raise ModelLoadError(f"could not read the model config at {str(src)!r} ({type(e).__name__}); pass a model "
                              "directory saved with save_pretrained") from None
     if not _is_causal_lm(config):
-        raise ModelLoadError(f"{str(src)!r} holds a {config.model_type!r} model, which is not a causal language "
-                             "model; pass a causal LM directory (a donor or a student from `xatl convert`)")
+        archs = ", ".join(getattr(config, "architectures", None) or [])
+        raise ModelLoadError(f"{str(src)!r} holds a {config.model_type!r} model{f' ({archs})' if archs else ''}, which "
+                             "is not a causal language model; pass a causal LM directory (a donor or a student from "
+                             "`xatl convert`)")
     return src, config
 
 
@@ -89,13 +110,14 @@ def load_model(path: str | os.PathLike, *, device: str | None = "cpu", dtype: to
     """
     from transformers import AutoTokenizer
 
+    target = pick_device(device)             # a device that is not there is refused before any loading
     src, _ = resolve_causal_lm(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(src.path, **src.kwargs)
     except Exception as e:
         raise ModelLoadError(f"model {str(src)!r} has no loadable tokenizer ({type(e).__name__}); save the donor's "
                              "tokenizer beside the weights") from None
-    return load_weights(src, dtype).to(pick_device(device)).eval(), tokenizer
+    return load_weights(src, dtype).to(target).eval(), tokenizer
 
 
 def weights_sha256(path: str | os.PathLike) -> str | None:

@@ -47,6 +47,8 @@ class Point:
     decode_ms_per_token: float | None = None
     """Median wall time of one decode step (batch_size sequences), in milliseconds."""
     decode_ms_p90: float | None = None
+    decode_noise: float | None = None
+    """(slowest - fastest) / median of the timed decode steps: timing noise (high on a busy machine)."""
     cache_bytes: int | None = None
     cache_kind: str | None = None
     peak_memory_bytes: int | None = None
@@ -148,6 +150,7 @@ def _measure_without_cache(model, ids, point: Point, cfg: ProfileConfig) -> Poin
 def _finish(point: Point, times: list[float], device: torch.device) -> None:
     point.decode_ms_per_token = statistics.median(times)
     point.decode_ms_p90 = sorted(times)[max(0, int(round(0.9 * len(times))) - 1)]
+    point.decode_noise = (max(times) - min(times)) / point.decode_ms_per_token if point.decode_ms_per_token else None
     if device.type == "cuda":
         point.peak_memory_bytes = torch.cuda.max_memory_allocated(device)
 
@@ -189,8 +192,21 @@ def format_profile_table(profiles: list[dict]) -> str:
             rows.append([prof["name"], str(pt["context"]), f"{pt['prefill_tokens_per_s']:.0f}",
                          f"{pt['decode_ms_per_token']:.2f}", human_bytes(pt["cache_bytes"]), pt["cache_kind"]])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.rjust(w) if 0 < i < 5 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
-                     .rstrip() for r in rows)
+    table = "\n".join("  ".join(c.rjust(w) if 0 < i < 5 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                      .rstrip() for r in rows)
+    noise = max_noise(profiles)
+    if noise > NOISY:
+        table += (f"\nwarning: decode step times vary by up to {noise:.0%} of their median (a busy machine?); "
+                  "latency differences smaller than that are not established")
+    return table
+
+
+NOISY = 0.25
+"""Decode timing noise above which a plot and the table warn that small differences are not established."""
+
+
+def max_noise(profiles: list[dict]) -> float:
+    return max((p.get("decode_noise") or 0.0 for prof in profiles for p in prof["points"]), default=0.0)
 
 
 PLOTS = {
@@ -220,6 +236,10 @@ def plot_profiles(profiles: list[dict], out_dir: str | Path) -> list[Path]:
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
+        noise = max_noise(profiles)
+        if key == "decode_ms_per_token" and noise > NOISY:
+            ax.set_title(f"timing noise up to {noise:.0%} of the median: smaller differences are not established",
+                         fontsize=8, color="tab:red")
         fig.tight_layout()
         path = Path(out_dir) / filename
         fig.savefig(path)

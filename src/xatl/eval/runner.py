@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .loading import load_model, model_info, resolve_model
 from .perplexity import (
     DEFAULT_WINDOW,
@@ -32,7 +32,7 @@ from .perplexity import (
     read_documents,
     texts_sha256,
 )
-from .scoring import PairEncoder, chance, resolve_max_length, score_task
+from .scoring import PairEncoder, chance, fitting_documents, resolve_max_length, score_task
 from .suite import TASKS, check_suite, load_task, parse_tasks, suite_dir
 
 log = logging.getLogger(__name__)
@@ -86,11 +86,18 @@ def evaluate(model, tokenizer, tasks=None, *, limit: int | None = None, batch_si
 def _suite_task(model, encoder, name, root, limit, batch_size, max_length, progress, log_samples) -> dict:
     task = load_task(name, root)
     docs = task.docs[:limit] if limit else task.docs
+    docs, skipped = fitting_documents(encoder, docs, max_length)
+    if not docs:
+        raise ConfigError(f"{name}: no document's continuation fits the model's context of {max_length} tokens; "
+                          "raise --max-length (up to the model's max_position_embeddings)")
+    if skipped:
+        log.warning("%s: %d document(s) skipped: a continuation longer than the context of %d tokens", name,
+                    skipped, max_length)
     with torch.inference_mode():
         metrics, samples = score_task(model, encoder, docs, task.spec.kind, task.delimiter, batch_size=batch_size,
                                       max_length=max_length, desc=name, progress=progress)
-    entry = {"metrics": metrics, "documents": len(docs), "chance": chance(docs, task.spec.kind),
-             "version": task.version}
+    entry = {"metrics": metrics, "documents": len(docs), "skipped_documents": skipped,
+             "chance": chance(docs, task.spec.kind), "version": task.version}
     if log_samples:
         entry["samples"] = samples
     return entry
@@ -162,12 +169,19 @@ def relative_scores(student: dict, donor: dict) -> tuple[dict, dict]:
         if not _same_documents(s, d):
             skipped[name] = "scored on different documents (limit or benchmark file differ)"
             continue
-        rel = {}
+        rel, at_chance = {}, []
         for m in ACCURACY_METRICS:
             if m in s["metrics"] and m in d["metrics"]:
                 c = s.get("chance", 0.0)
                 gap = d["metrics"][m] - c
-                rel[m] = (s["metrics"][m] - c) / gap if abs(gap) > 1e-12 else None
+                # relative to the donor's margin only where it has one: > 2 standard errors above chance
+                if gap > max(2 * (d["metrics"].get(f"{m}_stderr") or 0.0), 1e-12):
+                    rel[m] = (s["metrics"][m] - c) / gap
+                else:
+                    rel[m] = None
+                    at_chance.append(m)
+        if at_chance:
+            skipped[name] = f"the donor is within two standard errors of chance on {', '.join(at_chance)}"
         for m in RATIO_METRICS:
             if m in s["metrics"] and m in d["metrics"] and d["metrics"][m]:
                 rel[f"{m}_ratio"] = s["metrics"][m] / d["metrics"][m]

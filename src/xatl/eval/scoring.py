@@ -168,6 +168,14 @@ def chance(docs: list[Doc], kind: str) -> float:
     return sum(1.0 / len(d.contexts) for d in docs) / len(docs)
 
 
+def fitting_documents(encoder: PairEncoder, docs: list[Doc], max_length: int) -> tuple[list[Doc], int]:
+    """(the documents whose every continuation is non-empty and fits ``max_length`` tokens, how many were
+    skipped): such a request cannot be scored (lm-eval drops it too); the count is reported with the task."""
+    kept = [d for d in docs if all(0 < len(encoder(c, x)[1]) <= max_length
+                                   for c, x in zip(d.contexts, d.continuations))]
+    return kept, len(docs) - len(kept)
+
+
 def score_task(model, encoder: PairEncoder, docs: list[Doc], kind: str, delimiter: str, *, batch_size: int,
                max_length: int, desc: str, progress: bool) -> tuple[dict, list[dict]]:
     """Run every request of ``docs`` and compute the task's metrics."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import logging
@@ -24,8 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..errors import OutputExistsError
-from ..utils.fs import atomic_write_json
+from ..utils.fs import atomic_write_json, exclusive_lock
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +93,9 @@ class StageRunner:
     @contextlib.contextmanager
     def lock(self):
         """Hold ``root/.lock`` for the run: two runs of one study at once are refused."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        f = open(self.root / ".lock", "w")
-        try:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise OutputExistsError(f"another `xatl run` is working in {str(self.root)!r}; wait for it to "
-                                        "finish or choose another --out") from None
+        with exclusive_lock(self.root / ".lock", f"another `xatl run` is working in {str(self.root)!r}; wait for "
+                            "it to finish or choose another --out"):
             yield
-        finally:
-            f.close()
 
 
 def _clear(d: Path) -> None:

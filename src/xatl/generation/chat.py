@@ -13,9 +13,10 @@ from typing import TextIO
 
 import torch
 
+from ..errors import GenerationError
 from .settings import DecodingSettings
 from .streaming import StreamPrinter, cut_at_stop
-from .text import cache_nbytes, new_cache
+from .text import cache_nbytes, check_fits, new_cache
 
 PLAIN_USER = "User:"
 PLAIN_ASSISTANT = "Assistant:"
@@ -82,6 +83,11 @@ class ChatSession:
         self.messages.append({"role": "user", "content": user_text})
         device = next(self.model.parameters()).device
         ids = self._input_ids(self.render(), device)
+        try:
+            check_fits(self.model, ids.shape[1], self.settings.max_new_tokens)
+        except GenerationError as e:
+            self.messages.pop()
+            raise GenerationError(f"{e} (the conversation so far counts; /reset starts over)") from None
         s = self.settings
         if s.seed is not None:
             torch.manual_seed(s.seed)

@@ -68,6 +68,19 @@ def encode_prompt(tokenizer, prompt: str, device) -> torch.Tensor:
     return ids
 
 
+def check_fits(model, prompt_tokens: int, max_new_tokens: int) -> None:
+    """Refuse a prompt (plus the tokens to generate) longer than the context (``max_position_embeddings``) of a
+    softmax Transformer. XATL students check their own limits in ``generate()`` (only softmax layers have one)."""
+    from ..models.modeling_xatl import XATLForCausalLM
+
+    if isinstance(model, XATLForCausalLM):
+        return
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit and prompt_tokens + max_new_tokens > limit:
+        raise GenerationError(f"the prompt is {prompt_tokens} tokens and {max_new_tokens} more are asked for, but the "
+                              f"model's context is {limit} tokens; shorten the prompt or lower --max-new-tokens")
+
+
 def generate_text(model, tokenizer, prompt: str, settings: DecodingSettings, out: TextIO | None = None,
                   echo_prompt: bool = False) -> GenerationResult:
     """Continue ``prompt``; stream the text to ``out`` (when given and num_beams == 1) as it is generated, after
@@ -76,6 +89,7 @@ def generate_text(model, tokenizer, prompt: str, settings: DecodingSettings, out
     settings.validate()
     device = next(model.parameters()).device
     ids = encode_prompt(tokenizer, prompt, device)
+    check_fits(model, ids.shape[1], settings.max_new_tokens)
     if settings.seed is not None:
         torch.manual_seed(settings.seed)
     prefix = prompt if echo_prompt else ""

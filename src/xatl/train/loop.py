@@ -21,6 +21,7 @@ import torch
 
 from .. import __version__
 from ..errors import TrainingError
+from ..utils.fs import remove_if_only
 from . import setup
 from .accounting import FlopCounter, stage_record, trainable_matmul_params
 from .checkpoint import (
@@ -97,10 +98,13 @@ def train(cfg, dataset=None, *, donor=None, progress: bool = True, on_step=None)
     blocks; None: built from ``cfg.data``). ``donor``: a loaded donor model or path (alignment, distillation).
     ``on_step(step, record, model)`` is called after every optimizer step; an exception raised there stops the
     run as a crash would (no checkpoint is written). Works the same under ``accelerate launch`` (DDP)."""
+    existed = Path(cfg.out_dir).exists()
     try:
         trainer = Trainer(cfg, dataset, donor=donor, progress=progress, on_step=on_step)
     except BaseException:
         setup.unlock_run_dir(Path(cfg.out_dir))
+        if not existed:                      # refused before any work: leave no empty --out behind
+            remove_if_only(cfg.out_dir, {setup.LOCK_FILE})
         raise
     try:
         return trainer.run()
@@ -377,7 +381,7 @@ class Trainer:
         if self.main:
             if event or "val_loss" in record or is_last or (cfg.log_every and st.step % cfg.log_every == 0):
                 self.writer.write(record)
-            self.bar.set_postfix(postfix(record), refresh=False)
+            self.bar.set_postfix(postfix(record, self.has_copied, bool(self.cfg.lora.rank)), refresh=False)
             self.bar.update(1)
         if save:
             self._save(record.get("val_loss"))

@@ -81,11 +81,13 @@ def progress_bar(total: int, initial: int, enabled: bool):
                 desc="train")
 
 
-def postfix(record: dict) -> dict:
-    """The progress bar's fields: loss, tokens/s, learning rate, frozen/unfrozen (or align)."""
-    state = "align" if record["stage"] == "align" else ("frozen" if record["frozen"] else "unfrozen")
-    out = {"loss": f"{record['loss']:.4f}", "tok/s": f"{record['tokens_per_s']:,.0f}", "lr": f"{record['lr']:.2e}",
-           "copied": state}
+def postfix(record: dict, has_copied: bool = True, lora: bool = False) -> dict:
+    """The progress bar's fields: loss, tokens/s, learning rate, and what the copied weights do (align, frozen,
+    unfrozen, lora; absent when nothing was copied, e.g. a from-scratch model)."""
+    out = {"loss": f"{record['loss']:.4f}", "tok/s": f"{record['tokens_per_s']:,.0f}", "lr": f"{record['lr']:.2e}"}
+    if has_copied:
+        out["copied"] = ("align" if record["stage"] == "align" else "lora" if lora
+                         else "frozen" if record["frozen"] else "unfrozen")
     if record.get("val_loss") is not None:
         out["val"] = f"{record['val_loss']:.4f}"
     return out

@@ -19,6 +19,21 @@ from ..utils.fs import atomic_write_json
 REPORT_FILE = "transfer_report.json"
 
 
+class TransferSummary(dict):
+    """``TransferReport.summary()``: a plain (JSON-able) dict that prints as a short readable report."""
+
+    def __str__(self) -> str:
+        lines = [f"student parameters: {self['student_parameters']:,}; copied from the donor: "
+                 f"{self['copied_parameters']:,} ({self['copied_fraction']:.1%}); newly initialised: "
+                 f"{self['initialized_parameters']:,}"]
+        for component, n in sorted(self["copied_parameters_by_component"].items(), key=lambda kv: -kv[1]):
+            lines.append(f"  copied {component:<8s} {n:>13,}")
+        for side in ("donor", "student"):
+            status = ", ".join(f"{k} {v}" for k, v in self[f"{side}_status"].items())
+            lines.append(f"{side} tensors: {self[f'{side}_tensors']} ({status})")
+        return "\n".join(lines)
+
+
 @dataclass
 class TransferReport:
     """donor_tensors[name] = {shape, dtype, layer, roles, component, status: copied|partly copied|unused|tied,
@@ -41,7 +56,7 @@ class TransferReport:
     def initialized_parameters(self) -> list[str]:
         return [n for n, r in self.student_tensors.items() if r["status"] == "initialized"]
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> TransferSummary:
         def numel(shape):
             n = 1
             for s in shape:
@@ -54,7 +69,7 @@ class TransferReport:
                 by_component[r["component"]] += numel(r["shape"])
         copied = sum(numel(r["shape"]) for r in self.student_tensors.values() if r["status"] == "copied")
         total = sum(numel(r["shape"]) for r in self.student_tensors.values() if r["status"] != "tied")
-        return {
+        return TransferSummary({
             "donor_tensors": len(self.donor_tensors),
             "donor_status": dict(Counter(r["status"] for r in self.donor_tensors.values())),
             "student_tensors": len(self.student_tensors),
@@ -65,7 +80,7 @@ class TransferReport:
             "initialized_parameters": sum(numel(r["shape"]) for r in self.student_tensors.values()
                                           if r["status"] == "initialized"),
             "copied_parameters_by_component": dict(by_component),
-        }
+        })
 
     def check_complete(self, donor_names, student_names) -> None:
         """Every donor and student tensor has a record with a known status, and copies point both ways."""

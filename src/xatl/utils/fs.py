@@ -25,18 +25,48 @@ def holds_model(path: str | os.PathLike) -> bool:
     return p.is_dir() and any((p / m).exists() for m in MODEL_MARKERS)
 
 
-def check_output_dir(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse an output directory that holds a model (unless ``overwrite``) or any other non-empty directory.
+def check_output_dir(path: str | os.PathLike, overwrite: bool, owned: tuple[str, ...] = MODEL_MARKERS,
+                     what: str = "a model") -> Path:
+    """Refuse an output directory that holds ``what`` (one of the ``owned`` files; unless ``overwrite``), any other
+    non-empty directory (even with ``overwrite``: only xatl's own output is ever replaced), or a location that
+    cannot be written.
 
     Called *before* any expensive work so that bad input fails fast.
     """
     p = Path(path)
+    ours = p.is_dir() and any((p / m).exists() for m in owned)
     if p.exists() and not p.is_dir():
         raise OutputExistsError(f"output path {str(p)!r} is a file; choose a directory path")
-    if holds_model(p) and not overwrite:
-        raise OutputExistsError(f"output directory {str(p)!r} already holds a model; pass --overwrite to replace it")
-    if p.is_dir() and any(p.iterdir()) and not holds_model(p) and not overwrite:
-        raise OutputExistsError(f"output directory {str(p)!r} is not empty; choose a new path or pass --overwrite")
+    if ours and not overwrite:
+        raise OutputExistsError(f"output directory {str(p)!r} already holds {what}; pass --overwrite to replace it")
+    if p.is_dir() and any(p.iterdir()) and not ours:
+        raise OutputExistsError(f"output directory {str(p)!r} holds files that are not {what}; choose a new or "
+                                f"empty directory (--overwrite only replaces {what})")
+    folder = p.absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputExistsError(f"output directory {str(p)!r} cannot be written ({str(folder)!r} is not a writable "
+                                "directory); choose another path")
+    return p
+
+
+def _empty_dir(p: Path) -> bool:
+    return p.is_dir() and not any(p.iterdir())
+
+
+def check_writable_file(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Refuse, before any work, an output *file* path that cannot be written: a directory, or a location whose
+    nearest existing folder is not writable (read-only, not a directory, no permission)."""
+    p = Path(path).expanduser().absolute()
+    if p.is_dir():
+        raise OutputExistsError(f"{flag} {str(path)!r} is a directory; give a file path such as results.json")
+    folder = p.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise OutputExistsError(f"{flag} {str(path)!r} cannot be written ({str(folder)!r} is not a writable "
+                                "directory); choose another path")
     return p
 
 
@@ -45,19 +75,39 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
     """Yield a temporary directory that becomes ``path`` only if the ``with`` body succeeds.
 
     On failure (any exception, including KeyboardInterrupt) the temporary directory is removed and ``path`` is
-    untouched. With ``overwrite`` an existing ``path`` is swapped out only after the new content is complete.
+    untouched. With ``overwrite`` an existing ``path`` is swapped out only after the new content is complete. An
+    existing *empty* directory (a mount point, say) is filled in place, never renamed. A location that cannot be
+    written is refused in one line (OutputExistsError) before anything is created.
     """
     final = Path(path).absolute()
-    if final.exists() and not overwrite and not (final.is_dir() and not any(final.iterdir())):
+    in_place = _empty_dir(final)
+    if final.exists() and not overwrite and not in_place:
         raise OutputExistsError(f"{str(final)!r} already exists; pass overwrite=True (--overwrite) to replace it")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        if in_place:
+            tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final))
+        else:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    except OSError as e:
+        raise OutputExistsError(f"cannot write {str(final)!r} ({e.strerror or e}); choose a writable output "
+                                "path") from None
+    moved: list[Path] = []
     try:
         yield tmp
         _fsync_dir(tmp)
-        if final.exists():
+        if in_place:
+            for child in list(tmp.iterdir()):
+                os.replace(child, final / child.name)
+                moved.append(final / child.name)
+            tmp.rmdir()
+        elif final.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-            os.replace(final, old / "content")
+            try:
+                os.replace(final, old / "content")
+            except OSError:
+                old.rmdir()
+                raise
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
         else:
@@ -65,6 +115,8 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
         _fsync_dir(final.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for m in moved:                       # the directory was empty: whatever is in it now is ours
+            shutil.rmtree(m, ignore_errors=True) if m.is_dir() else m.unlink(missing_ok=True)
         raise
 
 
@@ -98,3 +150,36 @@ def _fsync_dir(path: Path) -> None:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_file: str | os.PathLike, busy: str) -> Iterator[None]:
+    """Hold an exclusive, non-blocking ``flock`` on ``lock_file`` for the ``with`` body; OutputExistsError(``busy``)
+    when another process holds it (released when the body ends or the process dies)."""
+    import fcntl
+
+    path = Path(lock_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "w")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputExistsError(busy) from None
+        yield
+    finally:
+        f.close()
+
+
+def remove_if_only(path: str | os.PathLike, names: set[str] | frozenset[str]) -> None:
+    """Remove directory ``path`` when it holds nothing but files named in ``names`` (a lock file, say): what a run
+    refused before its first output leaves behind."""
+    p = Path(path)
+    try:
+        if p.is_dir() and {c.name for c in p.iterdir()} <= set(names):
+            for c in p.iterdir():
+                c.unlink()
+            p.rmdir()
+    except OSError:
+        pass
+
