@@ -27,18 +27,37 @@ def test_tiny_recipe_parses_into_runs():
 
 
 def test_embedded_recipes_load():
-    assert {"default", "smollm2"} <= set(embedded_recipes())
-    default = load_recipe()
-    assert default.name == "default" and default.donor.source == "scratch"
-    assert set(default.student("xatl").mixers) >= {"retention", "gla", "mamba"}
-    assert default.student("scratch").copy == "none"
-    groups = {s.group for s in default.students}
+    assert {"default", "toy", "smollm2"} <= set(embedded_recipes())
+    toy = load_recipe("toy")
+    assert toy.name == "toy" and toy.donor.source == "scratch"
+    assert set(toy.student("xatl").mixers) >= {"retention", "gla", "mamba"}
+    assert toy.student("scratch").copy == "none"
+    groups = {s.group for s in toy.students}
     assert {"main", "transfer", "hybrid", "freeze"} <= groups
     smol = load_recipe("smollm2")
     assert smol.donor.source == "smollm2-135m" and smol.tokenizer.source == "donor"
     cpu = load_recipe("smollm2", preset="cpu")
     assert cpu.name == "smollm2-cpu" and cpu.device == "cpu"
     assert cpu.train.max_steps < smol.train.max_steps
+
+
+def test_default_recipe_heals_the_real_donor_against_both_baselines():
+    default = load_recipe()
+    assert default.name == "default" and default.donor.source == "smollm2-135m"
+    assert default.tokenizer.source == "donor"
+    healed = [s for s in default.students if s.heal is not None]
+    hybrids = [s for s in healed if s.attention_layers]
+    pure = [s for s in healed if not s.attention_layers]
+    assert hybrids and pure and all(len(s.attention_layers) <= 4 for s in hybrids)
+    xatl, scratch = default.student(default.report.main), default.student(default.report.baseline)
+    assert xatl.heal is None and xatl.unfreeze.startswith("lit:") and xatl.copy != "none"
+    assert scratch.heal is None and scratch.copy == "none"
+    assert {m for s in default.students for m in s.mixers} == set(pure[0].mixers)   # one architecture for all
+    assert {"ppl", "piqa", "arc_easy", "hellaswag", "lambada"} <= set(default.eval.tasks)
+    seeds = load_recipe(preset="seeds")
+    assert seeds.name == "default-seeds" and all(len(s.seeds) >= 2 for s in seeds.students)
+    assert {s.name for s in seeds.students} == {pure[0].name, xatl.name, scratch.name}
+    assert seeds.train == default.train                    # the same tokens as the demo
 
 
 @pytest.mark.parametrize("mutate, expected", [
@@ -58,6 +77,13 @@ def test_embedded_recipes_load():
     (lambda r: r["students"][4].update(seeds=[1, 1]), "students[4].seeds: give one or more distinct seeds"),
     (lambda r: r["students"][0].update(freeze="yes"), "students[0].freeze: expected true or false"),
     (lambda r: r.update(students={"name": "x"}), "students: expected a list"),
+    (lambda r: r["students"][0].update(heal={"lora_rnk": 4}), "students[0].heal.lora_rnk: is not a HealConfig field"),
+    (lambda r: r["students"][0].update(heal={"budget": "5m"}), "students[0].heal.budget: is set by the recipe"),
+    (lambda r: r["students"][0].update(heal={"stage2": "melt"}), "students[0].heal: unknown stage2 'melt'"),
+    (lambda r: r["students"][0].update(heal={}, lr=0.01), "students[0].lr: a healed student takes its learning"),
+    (lambda r: r["students"][1].update(heal={}), "students[1].copy: a healed student copies every shared donor"),
+    (lambda r: r["students"][1].update(heal={}, copy="all"), "students[1].heal: the baseline 'scratch' must be"),
+    (lambda r: r.update(prompts={"texts": ["ok", " "]}), "prompts.texts[1]: is empty"),
     (lambda r: r.update(report={"main": "nope"}), "report.main: no student named 'nope'"),
     (lambda r: r["train"].update(warmup_steps=20), "train.warmup_steps: 20 is more than max_steps (12)"),
     (lambda r: r["donor"]["train"]["options"].update(sav_every=3), "donor.train.options.sav_every: is not a "),

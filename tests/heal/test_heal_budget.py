@@ -33,3 +33,12 @@ def test_split_by_steps_tokens_and_seconds():
     assert Budget.parse("100s").split(0.5, 1000, (5.0, 25.0)) == (10, 2)   # measured step times
     with pytest.raises(ConfigError, match="measured step times"):
         Budget.parse("100s").split(0.5, 1000)
+
+
+def test_checkpoints_fall_on_validated_steps():
+    from xatl.heal.run import save_every
+
+    assert save_every(41, 10) == 20          # was 11: an extra validation at step 11, outside the plan
+    assert save_every(8, 4) == 12 and save_every(8, 0) == 10
+    for total, every in ((41, 10), (100, 7), (30, 3)):
+        assert save_every(total, every) % every == 0

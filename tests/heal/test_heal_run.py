@@ -130,3 +130,22 @@ def test_cli_flags_come_from_the_config(capsys):
     assert main(["heal", "--donor", "d", "--out", "o", "--budget", "soon"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("xatl heal: error: cannot read budget 'soon'") and err.count("\n") == 1
+
+
+def test_a_second_heal_on_the_same_out_is_refused_while_the_first_runs(donor_dir, tmp_path):
+    from xatl.heal.run import LOCK
+    from xatl.utils.fs import exclusive_lock
+
+    out = tmp_path / "run"
+    with exclusive_lock(out / LOCK, "held by the first run"):          # the first heal, mid-conversion
+        with pytest.raises(OutputExistsError, match="another heal is working in"):
+            heal(_cfg(donor_dir, out), dataset=periodic_data(), progress=False)
+        assert [p.name for p in out.iterdir()] == [LOCK]                 # the second one wrote nothing
+    result = heal(_cfg(donor_dir, out), dataset=periodic_data(), progress=False)   # free again: it runs
+    assert result.final_dir.is_dir()
+
+
+def test_a_refused_heal_leaves_no_directory(donor_dir, tmp_path):
+    with pytest.raises(ConfigError):
+        heal(_cfg(donor_dir, tmp_path / "new", attention_layers=[0, 1]), dataset=periodic_data(), progress=False)
+    assert not (tmp_path / "new").exists()

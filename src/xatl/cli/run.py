@@ -7,27 +7,30 @@ import logging
 import shlex
 import sys
 
-HELP = "run a whole XATL-vs-scratch study from a recipe (default: the embedded CPU demo) and write its report"
-DESCRIPTION = """Run every stage of a recipe: tokenizer -> data -> donor -> students (convert + train, for each
-mixer x student x seed) -> evaluation -> decode cost -> report. Outputs go to OUT/NAME/; the report is
+HELP = "run a whole study from a recipe (default: healing SmolLM2 against plain XATL and scratch) and write its report"
+DESCRIPTION = """Run every stage of a recipe: tokenizer -> data -> donor -> students (convert + train or heal, for
+each mixer x student x seed) -> evaluation -> prompts -> decode cost -> report. Outputs go to OUT/NAME/; the report is
 OUT/NAME/report.md with its plots in OUT/NAME/plots/.
 
 Stages whose output is complete (a done.json marker, written last) are skipped, so a run that was interrupted
 continues where it stopped (a killed training run resumes from its checkpoints). A stage whose recipe settings
 changed is redone, with everything downstream of it.
 
-RECIPE is a YAML file or the name of an embedded recipe: default (about 15 minutes on a 2-core CPU: a small
-from-scratch donor, retention/gla/mamba students, ablations), smollm2 (the real SmolLM2-135M donor, sized for a
-GPU; --preset cpu runs it on a CPU with a small budget)."""
+RECIPE is a YAML file or the name of an embedded recipe: default (`make demo`, under 20 minutes on a 2-core CPU:
+SmolLM2-135M-Instruct healed into a hybrid and a pure linear-cost student, against the paper's plain XATL recipe and
+training from scratch at the same tokens; --preset seeds: the comparison over two seeds), toy (the tiny
+self-trained-donor study: retention/gla/mamba, ablations), smollm2 (plain XATL from SmolLM2, sized for a GPU;
+--preset cpu runs it on a CPU with a small budget)."""
 EPILOG = """examples:
   xatl run                                   # the embedded default study -> runs/default/report.md
+  xatl run toy                               # the tiny self-trained-donor study -> runs/toy/
   xatl run smollm2 --preset cpu              # the real donor, CPU-sized -> runs/smollm2-cpu/
   xatl run my-study.yaml --out results/
   xatl run --set train.max_steps=50 --set students[0].seeds=[0,1]
   xatl run --force students                  # redo every student (and what depends on them)
   xatl run --list                            # the embedded recipes
 stages for --force: tokenizer, data, donor, students, students/<mixer>-<name>-s<seed>, eval, eval/<model>,
-profile, all."""
+prompts, profile, all."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -77,12 +77,31 @@ def headline(results: dict) -> dict:
         if rel is not None and donor_above_chance(results, name, metric):
             relative[name] = rel
     ppl = results.get("tasks", {}).get("ppl", {}).get("metrics", {})
-    return {"tasks": tasks, "metrics": {n: HEADLINE[n] for n in tasks},
+    return {"tasks": tasks, "metrics": {n: HEADLINE[n] for n in tasks}, "margin_ratio": margin_ratio(results, tasks),
             "zero_shot_avg": statistics.fmean(tasks.values()) if tasks else None,
             "zero_shot_stderr": math.sqrt(sum(variances)) / len(variances) if variances else None,
             "relative": relative, "relative_avg": statistics.fmean(relative.values()) if relative else None,
             "ppl": ppl.get("perplexity"), "bits_per_byte": ppl.get("bits_per_byte"),
             "ppl_ratio": results.get("relative_to_donor", {}).get("ppl", {}).get("perplexity_ratio")}
+
+
+def margin_ratio(results: dict, tasks: dict) -> float | None:
+    """(student average - chance average) / (donor average - chance average) over the headline metrics of
+    ``tasks`` (the share of the donor's margin above chance the student keeps), or None when there is no donor or
+    the donor's average is not more than two standard errors above chance (then no share is meaningful)."""
+    donor = results.get("donor", {}).get("tasks", {})
+    rows = []
+    for name, value in tasks.items():
+        d = donor.get(name, {}).get("metrics", {})
+        metric = HEADLINE[name]
+        if value is None or metric not in d:
+            continue
+        rows.append((value, d[metric], d.get(f"{metric}_stderr") or 0.0, results["tasks"][name].get("chance", 0.0)))
+    if not rows:
+        return None
+    s, d, c = (statistics.fmean(r[i] for r in rows) for i in (0, 1, 3))
+    err = math.sqrt(sum(r[2] ** 2 for r in rows)) / len(rows)
+    return (s - c) / (d - c) if d - c > 2 * err else None
 
 
 def profile_models(paths: dict[str, str], spec: ProfileSpec, *, device: str = "auto", progress: bool = True) -> list:
@@ -100,3 +119,27 @@ def profile_models(paths: dict[str, str], spec: ProfileSpec, *, device: str = "a
         out.append(profile_model(model, cfg, name=label, progress=progress))
         del model
     return out
+
+
+def complete_prompts(paths: dict[str, str], spec, *, device: str = "auto", progress: bool = True) -> dict:
+    """Greedy continuations of ``spec.texts`` (a :class:`~xatl.experiment.schema.PromptSpec`) by each
+    ``{label: model path}``, one model loaded at a time -> ``{"prompts", "max_new_tokens", "models": [{"model",
+    "completions": [{"text", "new_tokens", "seconds", "tokens_per_s"}]}]}``."""
+    from tqdm.auto import tqdm
+
+    from ..eval import load_model
+    from ..eval.loading import pick_device
+    from ..generation import DecodingSettings, generate_text
+
+    settings = DecodingSettings(max_new_tokens=spec.max_new_tokens)
+    models = []
+    for label, path in tqdm(paths.items(), desc="prompts", unit="model", disable=not progress):
+        model, tokenizer = load_model(path, device=str(pick_device(device)))
+        rows = []
+        for text in spec.texts:
+            r = generate_text(model, tokenizer, text, settings)
+            rows.append({"text": r.text, "new_tokens": r.new_tokens, "seconds": round(r.seconds, 3),
+                         "tokens_per_s": round(r.tokens_per_s, 1)})
+        models.append({"model": label, "path": path, "completions": rows})
+        del model
+    return {"prompts": list(spec.texts), "max_new_tokens": spec.max_new_tokens, "models": models}

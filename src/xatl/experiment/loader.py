@@ -38,7 +38,7 @@ MINIMUM = {
     ("TrainSpec", "warmup_steps"): 0, ("TrainSpec", "eval_every"): 1, ("TrainSpec", "eval_batches"): 1,
     ("EvalSpec", "limit"): 1, ("EvalSpec", "ppl_documents"): 1, ("EvalSpec", "ppl_window"): 2,
     ("EvalSpec", "batch_size"): 1, ("ProfileSpec", "decode_steps"): 1, ("ProfileSpec", "warmup_steps"): 0,
-    ("ProfileSpec", "prefill_chunk"): 1, ("ReportSpec", "target_speedup"): 1.0,
+    ("ProfileSpec", "prefill_chunk"): 1, ("ReportSpec", "target_speedup"): 1.0, ("PromptSpec", "max_new_tokens"): 1,
 }
 POSITIVE_FLOATS = {("TrainSpec", "lr"), ("StudentSpec", "lr"), ("ArchitectureSpec", "rope_theta"),
                    ("ArchitectureSpec", "initializer_range")}
@@ -179,6 +179,9 @@ def validate(recipe: Recipe) -> None:
     for i, c in enumerate(recipe.profile.contexts):
         if c < 1:
             raise _Bad(f"profile.contexts[{i}]", f"must be >= 1, got {c}")
+    for i, text in enumerate(recipe.prompts.texts):
+        if not text.strip():
+            raise _Bad(f"prompts.texts[{i}]", "is empty; give some text to continue")
 
 
 # TrainConfig fields a recipe sets through TrainSpec / StudentSpec (not allowed again in ``options``)
@@ -228,6 +231,12 @@ def _validate_student(recipe: Recipe, s, path: str) -> None:
         raise _Bad(f"{path}.group", f"unknown group {s.group!r}; choose one of: {', '.join(GROUPS)}")
     if not s.seeds or len(set(s.seeds)) != len(s.seeds):
         raise _Bad(f"{path}.seeds", "give one or more distinct seeds")
+    if s.heal is not None:
+        from .healing import check_heal_spec
+
+        bad = check_heal_spec(s)
+        if bad:
+            raise _Bad(f"{path}.{bad[0]}", bad[1])
     layers = recipe.donor.architecture.num_hidden_layers if recipe.donor.source == "scratch" else None
     for j, layer in enumerate(s.attention_layers):
         if layers is not None and not -layers <= layer < layers:
@@ -241,6 +250,9 @@ def _validate_report(recipe: Recipe) -> None:
         raise _Bad("report.main", f"no student named {recipe.report.main!r}; students: {names}")
     if base is None:
         raise _Bad("report.baseline", f"no student named {recipe.report.baseline!r}; students: {names}")
+    if base.heal is not None:
+        raise _Bad(f"students[{recipe.students.index(base)}].heal", f"the baseline {base.name!r} must be trained "
+                   "from scratch with the plain recipe; remove heal")
     if base.copy.strip() != "none":
         raise _Bad(f"students[{recipe.students.index(base)}].copy",
                    f"the baseline {base.name!r} must be trained from scratch (copy: none)")
@@ -340,6 +352,12 @@ def load_recipe(name_or_path: str | None = None, preset: str | None = None, sets
     path = locate(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"recipe {path.name}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                          "save the file as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(f"recipe {path.name}: cannot be read ({e.strerror or e}); check the path and its "
+                          "permissions") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" (line {mark.line + 1})" if mark is not None else ""

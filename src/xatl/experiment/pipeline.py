@@ -3,8 +3,10 @@ seed) -> eval (donor first, then every student) -> profile (decode cost) -> repo
 
 Each stage is resumable (:mod:`xatl.experiment.stages`); outputs live under ``<out>/<recipe name>/``::
 
-    tokenizer/  data/  donor/{init,train}/  students/<mixer>-<name>-s<seed>/{init,train}/
-    eval/<model>/results.json  profile/profile.json  report.md  plots/*.png  summary.json  recipe.yaml
+    tokenizer/  data/  donor/{init,train}/  students/<mixer>-<name>-s<seed>/{init,train}/ (a healed student:
+    students/<id>/heal/{student,train}/, see :mod:`xatl.experiment.healing`)
+    eval/<model>/results.json  prompts/prompts.json  profile/profile.json  report.md  plots/*.png  summary.json
+    recipe.yaml
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import yaml
 
 from ..errors import ConfigError, DonorLoadError
 from ..utils.fs import atomic_write_bytes, atomic_write_json, holds_model
-from .evaluation import evaluate_model, profile_models
+from .evaluation import complete_prompts, evaluate_model, profile_models
 from .loader import recipe_to_dict
 from .schema import Recipe, StudentRun
 from .stages import StageRunner
@@ -150,6 +152,17 @@ class Study:
                   "mixer_options": spec.mixer_options, "freeze": spec.freeze and copies,
                   "unfreeze": spec.unfreeze if copies else "never", "lr": lr, "train": asdict(self.recipe.train),
                   "donor": self.token("donor"), "data": self.token("data")}
+        if run.healed:
+            inputs.update(heal=spec.heal, copy="all", freeze=None, unfreeze=None, lr=None)
+
+        def heal_work(d: Path) -> dict:
+            from .healing import run_heal
+
+            result = run_heal(self.recipe, run, self.markers["donor"]["result"]["path"], d, self.dataset(),
+                              self.progress)
+            summary = _curve_summary(d / run.train_subdir)
+            summary["unfreeze_step"] = None        # stage 2 trains adapters (or per heal.stage2), no schedule
+            return {**result, "mixer": run.mixer, "student": spec.name, "seed": run.seed, **summary}
 
         def work(d: Path) -> dict:
             from ..transfer import convert
@@ -169,7 +182,8 @@ class Study:
             return {"path": _final(d / "train"), "mixer": run.mixer, "student": spec.name, "seed": run.seed,
                     "trainer": result, **summary}
 
-        self.markers[f"students/{run.id}"] = self.runner.run(f"students/{run.id}", inputs, work)
+        self.markers[f"students/{run.id}"] = self.runner.run(f"students/{run.id}", inputs,
+                                                             heal_work if run.healed else work)
 
     def run_eval(self, model: str) -> None:
         """Evaluate ``donor`` or a student id (relative to the donor's results)."""
@@ -191,6 +205,27 @@ class Study:
 
         self.markers[f"eval/{model}"] = self.runner.run(f"eval/{model}", inputs, work)
 
+    def run_prompts(self) -> None:
+        models = self.prompted_models()
+        inputs = {"prompts": asdict(self.recipe.prompts), "models": {k: self.token(v) for k, v in models.items()}}
+
+        def work(d: Path) -> dict:
+            paths = {label: self.markers[stage]["result"]["path"] for label, stage in models.items()}
+            completions = complete_prompts(paths, self.recipe.prompts, device=self.device, progress=self.progress)
+            atomic_write_json(d / "prompts.json", completions)
+            return {"prompts": str(d / "prompts.json")}
+
+        self.markers["prompts"] = self.runner.run("prompts", inputs, work)
+
+    def prompted_models(self) -> dict[str, str]:
+        """{label: stage} of the models that continue the prompts: the donor and the first seed of every
+        student of every mixer."""
+        out = {"donor": "donor"}
+        for run in self.recipe.runs():
+            if run.seed == run.spec.seeds[0]:
+                out[f"{run.mixer} {run.label}"] = f"students/{run.id}"
+        return out
+
     def run_profile(self) -> None:
         models = self.profiled_models()
         inputs = {"profile": asdict(self.recipe.profile), "models": {k: self.token(v) for k, v in models.items()}}
@@ -205,12 +240,16 @@ class Study:
 
     def profiled_models(self) -> dict[str, str]:
         """{label: stage} of the models whose decode cost is measured: the donor, and the first seed of each
-        mixer's main student and of each hybrid student."""
+        mixer's main student and of each student keeping softmax layers (a hybrid). Decode cost depends only on
+        the architecture, so one run per architecture is timed."""
         out = {"donor (softmax)": "donor"}
         main = self.recipe.student(self.recipe.report.main)
+        seen = set()
         for run in self.recipe.runs():
+            arch = (run.mixer, tuple(run.spec.attention_layers), tuple(sorted(run.spec.mixer_options.items())))
             first = run.seed == run.spec.seeds[0]
-            if first and (run.spec is main or run.spec.group == "hybrid"):
+            if first and (run.spec is main or run.spec.attention_layers) and arch not in seen:
+                seen.add(arch)
                 out[f"{run.mixer} {run.label}"] = f"students/{run.id}"
         return out
 
@@ -259,7 +298,7 @@ def run_experiment(recipe: Recipe, out: str | os.PathLike = "runs", *, force=(),
     """Run every stage of ``recipe`` into ``out/<recipe.name>/`` (skipping what is done) -> the report's path.
 
     force: stage names or prefixes to redo (``tokenizer``, ``data``, ``donor``, ``students``,
-    ``students/<id>``, ``eval``, ``profile``, ``all``). trainer: see :mod:`xatl.experiment.training`.
+    ``students/<id>``, ``eval``, ``prompts``, ``profile``, ``all``). trainer: see :mod:`xatl.experiment.training`.
     """
     from .report import write_report
 
@@ -276,6 +315,8 @@ def run_experiment(recipe: Recipe, out: str | os.PathLike = "runs", *, force=(),
         study.run_eval("donor")
         for run in recipe.runs():
             study.run_eval(run.id)
+        if recipe.prompts.enabled and recipe.prompts.texts:
+            study.run_prompts()
         if recipe.profile.enabled:
             study.run_profile()
         return write_report(study, command=command)

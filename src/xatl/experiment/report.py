@@ -1,7 +1,7 @@
 """``report.md``: the study's results as Markdown with PNG plots, from :func:`xatl.experiment.summary.collect`.
 
-Sections (always present, saying so when a recipe has nothing for one): Setup, Headline: XATL vs scratch,
-Validation loss, Zero-shot, Ablation: transfer set, Hybrid, Freeze schedules, Decode cost, Seed spread,
+Sections (always present, saying so when a recipe has nothing for one): Setup, Healing, Prompts, Headline: XATL
+vs scratch, Validation loss, Zero-shot, Ablation: transfer set, Hybrid, Freeze schedules, Decode cost, Seed spread,
 Stages and timings.
 """
 
@@ -18,7 +18,7 @@ from .summary import collect
 
 log = logging.getLogger(__name__)
 
-SECTIONS = ("Setup", "Headline: XATL vs scratch", "Validation loss", "Zero-shot", "Ablation: transfer set",
+SECTIONS = ("Setup", "Healing", "Prompts", "Headline: XATL vs scratch", "Validation loss", "Zero-shot", "Ablation: transfer set",
             "Hybrid", "Freeze schedules", "Decode cost", "Seed spread", "Stages and timings")
 GROUP_SECTIONS = {"transfer": ("Ablation: transfer set", "which donor weights are copied"),
                   "hybrid": ("Hybrid", "keeping some layers' softmax attention (with all its donor weights)"),
@@ -65,6 +65,10 @@ def section_setup(s: dict, recipe) -> str:
     rows = [[st.name, st.label or st.name, st.group, ", ".join(st.mixers), f"`{st.copy}`",
              str(st.attention_layers or "-"), ("frozen, unfreeze " + st.unfreeze) if st.freeze and st.copy != "none"
              else "all trainable", _f(st.lr or recipe.train.lr, 4), ", ".join(map(str, st.seeds))]
+            if st.heal is None else
+            [st.name, st.label or st.name, st.group, ", ".join(st.mixers), "`all`", str(st.attention_layers or "-"),
+             "heal: " + (", ".join(f"{k}={v}" for k, v in st.heal.items()) or "its defaults"), "heal's",
+             ", ".join(map(str, st.seeds))]
             for st in recipe.students]
     return "\n".join([
         f"- Tokenizer: {tok_line}.",
@@ -191,6 +195,80 @@ def section_group(s: dict, group: str, recipe) -> str:
                       f"![{title}](plots/curves_{group}.png)"])
 
 
+def _method(r: dict) -> str:
+    if r.get("healed"):
+        h = r.get("heal") or {}
+        return (f"heal: {h.get('align_steps')} attention-transfer + {h.get('lm_steps')} end-to-end steps "
+                f"(KD + LM, stage 2 {(h.get('settings') or {}).get('stage2', 'lora')})")
+    if r["copy"].strip() == "none":
+        return "scratch: fresh init, LM loss, all trainable"
+    return f"plain XATL: copy `{r['copy']}`, LM loss, " + (f"frozen, unfreeze {r['unfreeze']}" if r["freeze"]
+                                                            else "all trainable")
+
+
+def _yes(verdict) -> str:
+    ok, why = verdict
+    return f"{'yes' if ok else 'no' if ok is False else 'not established'} ({why})"
+
+
+def section_heal(s: dict, recipe) -> str:
+    healed = [r for r in s["runs"].values() if r.get("healed")]
+    if not healed:
+        return "This recipe has no healed students (a student with `heal:` set is healed with `xatl heal`)."
+    main, base = recipe.report.main, recipe.report.baseline
+    mixers = {r["mixer"] for r in healed}
+    shown = [r for r in s["runs"].values() if r["mixer"] in mixers and (r.get("healed") or r["student"] in (main, base))]
+    donor = s["donor"].get("eval") or {}
+    rows = [["donor", f"`{recipe.donor.source}`, used as it is", "-", "-", "pretrained elsewhere",
+             _f(donor.get("ppl"), 2), "1", _f(donor.get("zero_shot_avg")), "1", "-"]]
+    for r in shown:
+        e = r["eval"] or {}
+        rows.append([r["id"], _method(r), f"{r['tokens']:,}" if r.get("tokens") else "-", _f(r.get("wall"), 0),
+                     f"{r['flops']:.2e}" if r.get("flops") else "-", _f(e.get("ppl"), 2), _f(e.get("ppl_ratio")),
+                     _f(e.get("zero_shot_avg")), _f(e.get("margin_ratio")), _f(r["final_val_loss"])])
+    lines = []
+    for h in s.get("heal", []):
+        for key, label in (("ppl", "held-out perplexity"), ("final_val_loss", "final validation loss")):
+            for what, verdict in h["comparisons"].get(key, {}).items():
+                lines.append(f"- {h['mixer']}, {label}: {what}? {_yes(verdict)}")
+    names = list(dict.fromkeys([base, main] + [r["student"] for r in healed]))
+    plots.curves_figure(s, names, Path(s["_plots"]) / "curves_heal.png",
+                        "validation loss from step 0:\nhealed, plain XATL and scratch at equal tokens", sorted(mixers))
+    b = s["budget"]
+    return "\n".join([
+        f"Every student trains on the same {b['tokens']:,} tokens ({b['steps']} steps x {b['tokens_per_step']:,}). "
+        f"Healed students (`xatl heal`) spend them on attention transfer (each mixer learns the donor's attention "
+        "output on the donor's own hidden states; no backward through MLPs or across layers) and then distillation "
+        "from the donor's logits plus the LM loss; the paper's plain XATL recipe copies the donor's weights and "
+        "trains on the LM loss with the Loss Improvement Threshold unfreeze; scratch starts from a fresh init. "
+        "ppl = perplexity of held-out validation documents (never trained on); share of donor margin = (student's "
+        "zero-shot average - chance) / (donor's average - chance), shown where the donor's average is more than two "
+        "standard errors above chance; "
+        "train s = wall-clock seconds of training (evaluations included); FLOPs = the trainer's count.", "",
+        _table(["model", "method", "tokens", "train s", "FLOPs", "ppl", "ppl / donor", "zero-shot avg",
+                "share of donor margin", "final val loss"], rows), "",
+        "Lower is better. A difference counts only when the seed ranges do not overlap (two or more seeds each):",
+        "", *(lines or ["- (no comparison: no healed student without softmax layers, or no baselines)"]), "",
+        "![healing curves](plots/curves_heal.png)"])
+
+
+def section_prompts(s: dict) -> str:
+    p = s.get("prompts")
+    if not p:
+        return "No prompts were run (prompts.enabled is false or the list is empty)."
+    out = [f"Greedy continuations ({p['max_new_tokens']} new tokens at most) of the same prompts; tok/s = decode "
+           "speed of that generation (prefill included, batch 1).", ""]
+    for i, prompt in enumerate(p["prompts"]):
+        out.append(f"**{prompt}**")
+        out.append("")
+        for m in p["models"]:
+            c = m["completions"][i]
+            text = c["text"].replace("\n", " ").strip() or "(nothing)"
+            out.append(f"- *{m['model']}* ({c['tokens_per_s']:.0f} tok/s): {text}")
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
 def section_decode(s: dict) -> str:
     if not s.get("profiles"):
         return "Decode cost was not measured (profile.enabled is false)."
@@ -238,7 +316,8 @@ def render(s: dict, recipe, command: str, machine: dict, invocation: list[dict])
     head = [f"# XATL study `{s['recipe']}`", "", s["description"].strip(), "",
             f"- Command: `{command}`", f"- Machine: {sysinfo.describe_machine(machine)}", f"- Date: {sysinfo.now()}",
             "- Packages: " + ", ".join(f"{k} {v}" for k, v in sysinfo.versions().items()), ""]
-    bodies = {"Setup": section_setup(s, recipe), "Headline: XATL vs scratch": section_headline(s),
+    bodies = {"Setup": section_setup(s, recipe), "Healing": section_heal(s, recipe), "Prompts": section_prompts(s),
+              "Headline: XATL vs scratch": section_headline(s),
               "Validation loss": section_loss(s), "Zero-shot": section_zero_shot(s),
               **{title: section_group(s, g, recipe) for g, (title, _) in GROUP_SECTIONS.items()},
               "Decode cost": section_decode(s), "Seed spread": section_seeds(s),

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-GROUPS = ("main", "transfer", "hybrid", "freeze", "extra")
-"""Report sections a student can belong to: ``main`` (XATL vs scratch per mixer), ``transfer`` (ablations of the
+GROUPS = ("main", "heal", "transfer", "hybrid", "freeze", "extra")
+"""Report sections a student can belong to: ``main`` (XATL vs scratch per mixer), ``heal`` (students healed with
+``xatl heal``, compared with the donor and with the main and baseline students), ``transfer`` (ablations of the
 transfer set), ``hybrid`` (students keeping softmax attention layers), ``freeze`` (freeze schedules), ``extra``
 (listed in the tables only)."""
 
@@ -126,6 +127,12 @@ class StudentSpec:
     """Report section: main, transfer, hybrid, freeze or extra."""
     label: str | None = None
     """How the report names this student (None: ``name``)."""
+    heal: dict | None = None
+    """Heal this student with :func:`xatl.heal.heal` (attention transfer, then distillation + LM loss with LoRA)
+    instead of training it with the plain recipe: a mapping of :class:`xatl.heal.HealConfig` fields (``{}``: its
+    defaults), e.g. ``{align_fraction: 0.5, lr: 1.0e-3}``. Its budget is the recipe's ``train`` steps, batch and
+    block (the same tokens as every other student); ``copy`` is ``all`` and ``freeze``, ``unfreeze`` and ``lr`` are
+    the heal's own, so they may not be set. None: the plain recipe."""
 
 
 @dataclass
@@ -160,6 +167,18 @@ class ProfileSpec:
 
 
 @dataclass
+class PromptSpec:
+    """The same prompts continued greedily by the donor and by the first seed of every student (side by side in
+    the report, with each model's decode speed)."""
+
+    enabled: bool = True
+    texts: list[str] = field(default_factory=lambda: [
+        "The capital of France is", "Water boils at a temperature of", "The first President of the United States",
+        "In Python, a list comprehension", "Photosynthesis is the process by which"])
+    max_new_tokens: int = 20
+
+
+@dataclass
 class ReportSpec:
     """What the report compares."""
 
@@ -190,6 +209,7 @@ class Recipe:
     """The budget every student trains with (equal tokens and steps)."""
     eval: EvalSpec = field(default_factory=EvalSpec)
     profile: ProfileSpec = field(default_factory=ProfileSpec)
+    prompts: PromptSpec = field(default_factory=PromptSpec)
     report: ReportSpec = field(default_factory=ReportSpec)
     presets: dict = field(default_factory=dict)
     """Named partial recipes applied on request (``xatl run RECIPE --preset NAME``), e.g. a CPU-sized budget."""
@@ -217,3 +237,12 @@ class StudentRun:
     @property
     def label(self) -> str:
         return self.spec.label or self.spec.name
+
+    @property
+    def healed(self) -> bool:
+        return self.spec.heal is not None
+
+    @property
+    def train_subdir(self) -> str:
+        """Where the training run (metrics.jsonl, final/) lives under the run's stage directory."""
+        return "heal/train" if self.healed else "train"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 from .evaluation import headline
@@ -30,17 +31,25 @@ def _eval(run_dir: Path, model: str) -> dict | None:
 
 def _run_entry(recipe: Recipe, run_dir: Path, run: StudentRun) -> dict:
     d = run_dir / "students" / run.id
-    rows = read_metrics(d / "train")
+    rows = read_metrics(d / run.train_subdir)
     curve = val_curve(rows)
     s = run.spec
     copies = s.copy.strip() != "none"
-    return {"id": run.id, "mixer": run.mixer, "student": s.name, "label": run.label, "group": s.group,
-            "seed": run.seed, "copy": s.copy, "attention_layers": s.attention_layers, "freeze": s.freeze and copies,
-            "unfreeze": s.unfreeze if copies else "never", "lr": s.lr or recipe.train.lr,
-            "curve": [list(p) for p in curve], "final_val_loss": final_loss(curve),
-            "tokens": rows[-1].get("tokens") if rows else None,
-            "unfreeze_step": _result(run_dir, f"students/{run.id}").get("unfreeze_step"),
-            "seconds": _result(run_dir, f"students/{run.id}").get("seconds"), "eval": _eval(run_dir, run.id)}
+    result = _result(run_dir, f"students/{run.id}")
+    entry = {"id": run.id, "mixer": run.mixer, "student": s.name, "label": run.label, "group": s.group,
+             "seed": run.seed, "copy": s.copy, "attention_layers": s.attention_layers, "freeze": s.freeze and copies,
+             "unfreeze": s.unfreeze if copies else "never", "lr": s.lr or recipe.train.lr,
+             "curve": [list(p) for p in curve], "final_val_loss": final_loss(curve),
+             "tokens": rows[-1].get("tokens") if rows else None, "wall": rows[-1].get("wall") if rows else None,
+             "unfreeze_step": result.get("unfreeze_step"), "seconds": result.get("seconds"),
+             "eval": _eval(run_dir, run.id), "healed": run.healed,
+             "flops": result.get("flops") or (result.get("trainer") or {}).get("flops")}
+    if run.healed:
+        plan = result.get("plan") or {}
+        entry.update(copy="all", freeze=True, unfreeze=f"heal ({(s.heal or {}).get('stage2', 'lora')})", lr=None,
+                     heal={"align_steps": plan.get("align_steps"), "lm_steps": plan.get("lm_steps"),
+                           "settings": dict(s.heal or {})})
+    return entry
 
 
 def _baseline_of(runs: dict, recipe: Recipe, entry: dict) -> dict | None:
@@ -77,6 +86,58 @@ def _main_rows(recipe: Recipe, runs: dict) -> dict:
                       "zero_shot_noise": noise, "seeds": len(xs), "checks": checks,
                       "undecided": {"higher_zero_shot": why} if why else {}, "verdict": verdict,
                       "meets_target": verdict == "yes"}
+    return out
+
+
+def _metric(entry: dict, key: str):
+    if key == "final_val_loss":
+        return entry.get("final_val_loss")
+    return (entry.get("eval") or {}).get(key)
+
+
+def beats(better: list, worse: list) -> tuple[bool | None, str]:
+    """Is every value of ``better`` below every value of ``worse`` (lower is better)? -> (verdict, why): None
+    ("not established") when a side has fewer than two seeds or the two seed ranges overlap; a difference must be
+    larger than the spread over seeds to count."""
+    better, worse = [v for v in better if v is not None], [v for v in worse if v is not None]
+    if not better or not worse:
+        return None, "not measured"
+    gap = statistics.fmean(worse) - statistics.fmean(better)
+    if len(better) < 2 or len(worse) < 2:
+        return None, f"difference {gap:+.3f} from one seed: no spread, not established"
+    if max(better) < min(worse):
+        return True, (f"difference {gap:+.3f}; seed ranges {min(better):.3f}-{max(better):.3f} and "
+                      f"{min(worse):.3f}-{max(worse):.3f} do not overlap")
+    if min(better) > max(worse):
+        return False, f"the other way round: difference {gap:+.3f}, seed ranges do not overlap"
+    return None, f"difference {gap:+.3f} within the seed spread (ranges overlap): not established"
+
+
+def heal_rows(recipe: Recipe, runs: dict) -> list[dict]:
+    """Per healed student (the pure ones: no softmax layers) and mixer: it against the main (plain XATL) and the
+    baseline (scratch) students of the same mixer, over seeds, on held-out perplexity and final validation loss."""
+    main, base = recipe.report.main, recipe.report.baseline
+    out = []
+    for spec in recipe.students:
+        if spec.heal is None:
+            continue
+        for mixer in spec.mixers:
+            group = {name: [r for r in runs.values() if r["student"] == name and r["mixer"] == mixer]
+                     for name in (spec.name, main, base)}
+            if not group[main] and not group[base]:
+                continue
+            row = {"student": spec.name, "mixer": mixer, "hybrid": bool(spec.attention_layers),
+                   "seeds": {k: [r["seed"] for r in v] for k, v in group.items()}, "comparisons": {}}
+            for key in ("ppl", "final_val_loss"):
+                row[key] = {k: spread([_metric(r, key) for r in v]) for k, v in group.items()}
+                values = {k: [_metric(r, key) for r in v] for k, v in group.items()}
+                if spec.attention_layers:         # not the baselines' architecture: values only
+                    continue
+                row["comparisons"][key] = {
+                    f"{spec.name} < {main}": beats(values[spec.name], values[main]),
+                    f"{spec.name} < {base}": beats(values[spec.name], values[base]),
+                    f"{main} < {base}": beats(values[main], values[base])}
+            out.append(row)
     return out
 
 
@@ -120,6 +181,11 @@ def collect(recipe: Recipe, run_dir: str | Path) -> dict:
         profiles = json.loads(Path(profile["profile"]).read_text()) if profile.get("profile") else []
     except (OSError, ValueError):
         profiles = []
+    prompts = _result(run_dir, "prompts")
+    try:
+        completions = json.loads(Path(prompts["prompts"]).read_text()) if prompts.get("prompts") else None
+    except (OSError, ValueError):
+        completions = None
     stages = {}
     for marker_path in sorted(run_dir.glob(f"**/{DONE}")):
         marker = read_json(marker_path) or {}
@@ -133,5 +199,6 @@ def collect(recipe: Recipe, run_dir: str | Path) -> dict:
         "tokenizer": _result(run_dir, "tokenizer"), "data": _result(run_dir, "data"),
         "donor": _result(run_dir, "donor") | {"curve": [list(p) for p in val_curve(donor_rows)],
                                                "eval": _eval(run_dir, "donor"), "source": recipe.donor.source},
-        "runs": runs, "main": _main_rows(recipe, runs), "profiles": profiles, "stage_seconds": stages,
+        "runs": runs, "main": _main_rows(recipe, runs), "heal": heal_rows(recipe, runs), "profiles": profiles,
+        "prompts": completions, "stage_seconds": stages,
     }

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, OutputExistsError
-from ..utils.fs import atomic_write_json
+from ..utils.fs import atomic_write_json, exclusive_lock, remove_if_only
 from .budget import Budget
 from .config import HealConfig
 
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 HEAL_FILE = "heal.json"
 OWNED = ("student", "train", HEAL_FILE)
 """What a heal run writes into its directory (all that ``overwrite`` removes)."""
+LOCK = ".heal.lock"
+"""Held for the whole run (convert, calibration, training): a second heal on the same --out is refused."""
 
 
 @dataclass
@@ -62,13 +64,10 @@ def prepare(cfg: HealConfig) -> dict | None:
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"--out {str(out)!r} is a file; choose a directory path")
     saved = _read_json(out / HEAL_FILE) if out.is_dir() else None
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in OWNED) if out.is_dir() else []
-    if foreign:
-        raise OutputExistsError(f"--out {str(out)!r} holds files heal did not write ({', '.join(foreign[:3])}); "
-                                "choose a new or empty directory")
+    refuse_foreign(out)
     if saved is not None and saved.get("plan_hash") == cfg.plan_hash() and not cfg.overwrite:
         return saved
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(p.name != LOCK for p in out.iterdir()):
         if not cfg.overwrite:
             what = "another heal run (other settings)" if saved is not None else "an unfinished heal run"
             raise OutputExistsError(f"--out {str(out)!r} holds {what}; use a new --out, or --overwrite to replace it")
@@ -76,6 +75,14 @@ def prepare(cfg: HealConfig) -> dict | None:
             p = out / name
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     return None
+
+
+def refuse_foreign(out: Path) -> None:
+    """Refuse a directory holding files heal did not write (nothing in it is touched, not even a lock file)."""
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in OWNED + (LOCK,)) if out.is_dir() else []
+    if foreign:
+        raise OutputExistsError(f"--out {str(out)!r} holds files heal did not write ({', '.join(foreign[:3])}); "
+                                "choose a new or empty directory")
 
 
 def _say(progress: bool, msg: str) -> None:
@@ -88,11 +95,26 @@ def heal(cfg: HealConfig, *, donor=None, dataset=None, progress: bool = True, on
     """Run (or resume) the healing run ``cfg``. ``donor``: an already loaded donor model (else loaded from
     ``cfg.donor``); ``dataset``: ready ``input_ids`` blocks (else built from ``cfg.data``); ``on_step`` as in
     ``xatl.train.train``."""
+    out = Path(cfg.out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"--out {str(out)!r} is a file; choose a directory path")
+    refuse_foreign(out)                          # before the lock file is created in it
+    existed = out.exists()
+    try:
+        with exclusive_lock(out / LOCK, f"another heal is working in {str(out)!r}; wait for it to finish or "
+                            "choose another --out"):
+            return _heal(cfg, donor, dataset, progress, on_step)
+    except BaseException:
+        if not existed:                          # refused or failed before writing anything: leave nothing
+            remove_if_only(out, {LOCK})
+        raise
+
+
+def _heal(cfg: HealConfig, donor, dataset, progress: bool, on_step) -> HealResult:
     from ..donors.load import load_donor, load_tokenizer, resolve_source
 
     saved = prepare(cfg)
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     budget = cfg.parsed_budget()
     src = resolve_source(cfg.donor)
     tokenizer = load_tokenizer(src)
@@ -101,7 +123,13 @@ def heal(cfg: HealConfig, *, donor=None, dataset=None, progress: bool = True, on
         donor = load_donor(src)
     donor.eval().requires_grad_(False)
     if saved is None:
-        student = _convert(cfg, donor, tokenizer, out / "student")
+        from ..transfer import student_config
+
+        config = student_config(donor.config, mixer=cfg.mixer, attention_layers=cfg.attention_layers,
+                                mixer_options=cfg.mixer_options)
+        if config.layer_mixers.count("softmax") == len(config.layer_mixers):     # before anything is written
+            raise ConfigError("every layer keeps softmax attention: nothing to heal; list fewer --attention-layers")
+        student = _convert(cfg, donor, config, tokenizer, out / "student")
         plan = _plan(cfg, budget, student, donor)
         saved = {"plan_hash": cfg.plan_hash(), "config": cfg.to_dict(), "donor": _donor_info(cfg.donor, donor),
                  "plan": plan, "status": "training"}
@@ -139,11 +167,9 @@ def _donor_info(name: str, donor) -> dict:
             "model_type": donor.config.model_type, "parameters": sum(p.numel() for p in donor.parameters())}
 
 
-def _convert(cfg: HealConfig, donor, tokenizer, dest: Path):
-    from ..transfer import save_student, student_config, transfer
+def _convert(cfg: HealConfig, donor, config, tokenizer, dest: Path):
+    from ..transfer import save_student, transfer
 
-    config = student_config(donor.config, mixer=cfg.mixer, attention_layers=cfg.attention_layers,
-                            mixer_options=cfg.mixer_options)
     student, report = transfer(donor, config, "all", consume_donor=False, seed=cfg.seed)
     save_student(student, dest, report, tokenizer, overwrite=True)
     return student
@@ -165,8 +191,6 @@ def _plan(cfg: HealConfig, budget: Budget, student, donor) -> dict:
         seconds = (cal["align_step_s"] + evals_per_step * eval_s, cal["lm_step_s"] + evals_per_step * eval_s)
         budget = Budget("seconds", max(budget.amount - cal["seconds"] - 2 * eval_s, 1.0))
     plan["align_steps"], plan["lm_steps"] = budget.split(cfg.align_fraction, tokens_per_step, seconds)
-    if student.config.layer_mixers.count("softmax") == len(student.config.layer_mixers):
-        raise ConfigError("every layer keeps softmax attention: nothing to heal; list fewer --attention-layers")
     return plan
 
 
@@ -261,8 +285,15 @@ def train_config(cfg: HealConfig, plan: dict, out: Path):
         align=AlignConfig(steps=plan["align_steps"], lr=cfg.align_lr),
         kd=KDConfig(weight=cfg.kd_weight, temperature=cfg.kd_temperature),
         lora=LoRAConfig(rank=cfg.lora_rank if lora else 0),
-        eval_every=cfg.eval_every, eval_batches=cfg.eval_batches, save_every=max(10, math.ceil(total / 4)),
+        eval_every=cfg.eval_every, eval_batches=cfg.eval_batches, save_every=save_every(total, cfg.eval_every),
         keep_last=1, log_every=1, tensorboard=False, seed=cfg.seed, resume="auto")
+
+
+def save_every(total_steps: int, eval_every: int) -> int:
+    """Checkpoint about four times a run (at least every 10 steps apart), on steps that are validated anyway: the
+    trainer validates at every save, and the wall-clock plan budgets only the ``eval_every`` validations."""
+    every = max(10, math.ceil(total_steps / 4))
+    return math.ceil(every / eval_every) * eval_every if eval_every else every
 
 
 # ---------------------------------------------------------------------------------------------------- results
