@@ -92,3 +92,18 @@ def test_profile_command_writes_table_json_and_plots(pair, tmp_path, tokenizer, 
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(args) == 2                           # a non-empty --out is not overwritten silently
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_profile_labels_and_noise_warning():
+    from xatl.cli.profile import _name
+    from xatl.eval.profile import format_profile_table
+
+    assert _name("runs/heal-lolcats/train/final") == "heal-lolcats/train/final"
+    assert _name("runs/x/train/checkpoints/step-41/") == "x/train/checkpoints/step-41"
+    assert _name("students/smol-ret") == "smol-ret"
+    point = {"context": 16, "prefill_tokens_per_s": 10.0, "decode_ms_per_token": 5.0, "cache_bytes": 1024,
+             "cache_kind": "recurrent state", "error": None}
+    quiet = [{"name": "m", "points": [dict(point, decode_noise=0.05)]}]
+    busy = [{"name": "m", "points": [dict(point, decode_noise=0.9)]}]
+    assert "warning" not in format_profile_table(quiet)
+    assert "vary by up to 90% of their median" in format_profile_table(busy)

@@ -55,3 +55,26 @@ def test_resume_inside_the_alignment_stage_is_exact(student_dir, data, donor, tm
     assert [r["stage"] for r in b] == ["align"] * 4 + ["lm"] * 2
     assert max(abs(x["loss"] - y["loss"]) for x, y in zip(a, b)) <= 1e-6
     assert max(abs(u - v) for x, y in zip(a[:4], b[:4]) for u, v in zip(x["align_err"], y["align_err"])) <= 1e-6
+
+
+def test_progress_bar_says_what_the_copied_weights_do():
+    from xatl.train.metrics import postfix
+
+    rec = {"loss": 1.0, "tokens_per_s": 10.0, "lr": 1e-3, "stage": "lm", "frozen": False}
+    assert "copied" not in postfix(rec, has_copied=False)                 # a from-scratch model copied nothing
+    assert postfix(rec)["copied"] == "unfrozen" and postfix(dict(rec, frozen=True))["copied"] == "frozen"
+    assert postfix(rec, lora=True)["copied"] == "lora" and postfix(dict(rec, stage="align"))["copied"] == "align"
+
+
+def test_openmp_workers_sleep_by_default_unless_the_user_says_otherwise():
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, xatl; print(os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], env=dict(env, OMP_WAIT_POLICY="ACTIVE"), capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"

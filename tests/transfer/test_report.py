@@ -78,3 +78,15 @@ def test_tied_embeddings_must_travel_together():
     donor = tiny_donor("llama")                           # tied embeddings
     with pytest.raises(ConfigError):
         xatl.transfer(donor, xatl.student_config(donor.config, mixer="retention"), copy="embed,norms,mlp")
+
+
+def test_summary_prints_readably_and_stays_a_dict():
+    import json
+
+    donor = tiny_donor("llama")
+    _, report = xatl.transfer(donor, xatl.student_config(donor.config, mixer="retention"))
+    summary = report.summary()
+    text = str(summary)
+    assert text.startswith("student parameters: ") and "copied mlp" in text and "donor tensors: " in text
+    assert "{" not in text.splitlines()[0]
+    assert json.loads(json.dumps(summary))["copied_parameters"] == summary["copied_parameters"]
