@@ -50,6 +50,19 @@ def _zs(entry: dict | None) -> float | None:
     return (entry or {}).get("zero_shot_avg")
 
 
+def _setup_row(st, recipe) -> list[str]:
+    """A student's row of the setup table: copy set, freeze schedule and lr (a healed student: heal's own)."""
+    if st.heal is not None:
+        copy, lr = "`all`", "heal's"
+        freeze = "heal: " + (", ".join(f"{k}={v}" for k, v in st.heal.items()) or "its defaults")
+    else:
+        copy = f"`{st.copy}`"
+        freeze = ("frozen, unfreeze " + st.unfreeze) if st.freeze and st.copy != "none" else "all trainable"
+        lr = _f(st.lr or recipe.train.lr, 4)
+    return [st.name, st.label or st.name, st.group, ", ".join(st.mixers), copy, str(st.attention_layers or "-"),
+            freeze, lr, ", ".join(map(str, st.seeds))]
+
+
 def section_setup(s: dict, recipe) -> str:
     b, d, tok, donor = s["budget"], s["data"], s["tokenizer"], s["donor"]
     tok_line = (f"byte-level BPE of {tok.get('vocab_size')} tokens trained on {tok.get('documents')} training "
@@ -62,14 +75,7 @@ def section_setup(s: dict, recipe) -> str:
                   f"student's budget); final validation loss {_f(donor.get('final_val_loss'))}"
                   if recipe.donor.source == "scratch" else f"`{recipe.donor.source}` ({donor.get('path')}), used as "
                   "it is")
-    rows = [[st.name, st.label or st.name, st.group, ", ".join(st.mixers), f"`{st.copy}`",
-             str(st.attention_layers or "-"), ("frozen, unfreeze " + st.unfreeze) if st.freeze and st.copy != "none"
-             else "all trainable", _f(st.lr or recipe.train.lr, 4), ", ".join(map(str, st.seeds))]
-            if st.heal is None else
-            [st.name, st.label or st.name, st.group, ", ".join(st.mixers), "`all`", str(st.attention_layers or "-"),
-             "heal: " + (", ".join(f"{k}={v}" for k, v in st.heal.items()) or "its defaults"), "heal's",
-             ", ".join(map(str, st.seeds))]
-            for st in recipe.students]
+    rows = [_setup_row(st, recipe) for st in recipe.students]
     return "\n".join([
         f"- Tokenizer: {tok_line}.",
         f"- Data: {', '.join(recipe.data.sources)}; {d.get('train_tokens', 0):,} training tokens in blocks of "

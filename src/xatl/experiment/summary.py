@@ -129,8 +129,8 @@ def heal_rows(recipe: Recipe, runs: dict) -> list[dict]:
             row = {"student": spec.name, "mixer": mixer, "hybrid": bool(spec.attention_layers),
                    "seeds": {k: [r["seed"] for r in v] for k, v in group.items()}, "comparisons": {}}
             for key in ("ppl", "final_val_loss"):
-                row[key] = {k: spread([_metric(r, key) for r in v]) for k, v in group.items()}
                 values = {k: [_metric(r, key) for r in v] for k, v in group.items()}
+                row[key] = {k: spread(v) for k, v in values.items()}
                 if spec.attention_layers:         # not the baselines' architecture: values only
                     continue
                 row["comparisons"][key] = {

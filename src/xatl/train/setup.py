@@ -162,17 +162,10 @@ _LOCKS: dict[str, object] = {}
 def lock_run_dir(out: Path) -> None:
     """Hold ``out/.train.lock`` until :func:`unlock_run_dir` (or the process ends): a second ``xatl train`` on the
     same --out is refused in one line instead of racing the first (its pruning deleted the other's files)."""
-    import fcntl
+    from ..utils.fs import acquire_lock
 
-    key = str(out.resolve())
-    f = open(out / LOCK_FILE, "w")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        raise OutputExistsError(f"another training run is working in {str(out)!r}; wait for it to finish or "
-                                "choose another --out") from None
-    _LOCKS[key] = f
+    _LOCKS[str(out.resolve())] = acquire_lock(out / LOCK_FILE, f"another training run is working in {str(out)!r}; "
+                                              "wait for it to finish or choose another --out")
 
 
 def unlock_run_dir(out: Path) -> None:

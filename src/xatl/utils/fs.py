@@ -42,13 +42,22 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool, owned: tuple[str,
     if p.is_dir() and any(p.iterdir()) and not ours:
         raise OutputExistsError(f"output directory {str(p)!r} holds files that are not {what}; choose a new or "
                                 f"empty directory (--overwrite only replaces {what})")
-    folder = p.absolute()
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+    folder = _nearest_existing(p.absolute())
+    if not _writable_dir(folder):
         raise OutputExistsError(f"output directory {str(p)!r} cannot be written ({str(folder)!r} is not a writable "
                                 "directory); choose another path")
     return p
+
+
+def _nearest_existing(p: Path) -> Path:
+    """``p`` itself when it exists, else its nearest existing parent (where creating ``p`` would start)."""
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _writable_dir(p: Path) -> bool:
+    return p.is_dir() and os.access(p, os.W_OK | os.X_OK)
 
 
 def _empty_dir(p: Path) -> bool:
@@ -61,10 +70,8 @@ def check_writable_file(path: str | os.PathLike, flag: str = "--out") -> Path:
     p = Path(path).expanduser().absolute()
     if p.is_dir():
         raise OutputExistsError(f"{flag} {str(path)!r} is a directory; give a file path such as results.json")
-    folder = p.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+    folder = _nearest_existing(p.parent)
+    if not _writable_dir(folder) or (p.exists() and not os.access(p, os.W_OK)):
         raise OutputExistsError(f"{flag} {str(path)!r} cannot be written ({str(folder)!r} is not a writable "
                                 "directory); choose another path")
     return p
@@ -152,20 +159,27 @@ def _fsync_dir(path: Path) -> None:
                     os.close(fd)
 
 
-@contextlib.contextmanager
-def exclusive_lock(lock_file: str | os.PathLike, busy: str) -> Iterator[None]:
-    """Hold an exclusive, non-blocking ``flock`` on ``lock_file`` for the ``with`` body; OutputExistsError(``busy``)
-    when another process holds it (released when the body ends or the process dies)."""
+def acquire_lock(lock_file: str | os.PathLike, busy: str):
+    """An exclusive, non-blocking ``flock`` on ``lock_file`` -> the open file holding it (closing it releases the
+    lock, as does the process ending); OutputExistsError(``busy``) when another process holds it."""
     import fcntl
 
     path = Path(lock_file)
     path.parent.mkdir(parents=True, exist_ok=True)
     f = open(path, "w")
     try:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise OutputExistsError(busy) from None
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise OutputExistsError(busy) from None
+    return f
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_file: str | os.PathLike, busy: str) -> Iterator[None]:
+    """Hold :func:`acquire_lock` on ``lock_file`` for the ``with`` body."""
+    f = acquire_lock(lock_file, busy)
+    try:
         yield
     finally:
         f.close()
