@@ -4,23 +4,43 @@
     donor = xatl.load_donor("path/or/hub-id/or/file.gguf")
     cfg = xatl.student_config(donor.config, mixer="retention", attention_layers=[1, 11])
     student, report = xatl.transfer(donor, cfg)
+
+``import xatl`` registers the student with transformers' Auto classes (``AutoModelForCausalLM.from_pretrained``
+then loads any student directory), as Hugging Face model packages do. The command line starts without torch
+(``xatl --help`` in 0.1 s): its launcher, ``xatl_cli``, sets ``XATL_LAZY_IMPORT=1``, which skips the eager imports
+and leaves the public names to resolve on first use; every xatl code path that loads a student imports
+:mod:`xatl.models` (the registration) itself.
 """
 
+from __future__ import annotations
+
+import os as _os
+import sys as _sys
+
+from .utils.lazy import lazy_exports as _lazy_exports
+from .utils.threads import prepare_openmp as _prepare_openmp
+
 __version__ = "0.1.0"
-
-import sys as _sys  # noqa: E402
-
-from .utils.threads import prepare_openmp as _prepare_openmp  # noqa: E402
 
 if "torch" not in _sys.modules:       # idle OpenMP workers sleep, not spin (docs/benchmarks.md: busy-machine figures)
     _prepare_openmp()
 
-from .models import XATLCache, XATLConfig, XATLForCausalLM, XATLModel  # noqa: E402  (registers Auto classes)
+# public name -> the submodule that defines it (resolved on first use)
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(["XATLCache", "XATLConfig", "XATLForCausalLM", "XATLModel"], "models"),
+    **dict.fromkeys(["COMPONENTS", "DEFAULT_COPY", "SUPPORTED_MODEL_TYPES", "load_donor", "load_tokenizer"], "donors"),
+    "MIXERS": "mixers",
+    **dict.fromkeys(["TransferReport", "convert", "save_student", "student_config", "transfer"], "transfer"),
+}
+__all__ = ["__version__", *_EXPORTS]
 
-__all__ = ["XATLCache", "XATLConfig", "XATLForCausalLM", "XATLModel", "__version__"]
-from .donors import COMPONENTS, DEFAULT_COPY, SUPPORTED_MODEL_TYPES, load_donor, load_tokenizer  # noqa: E402
-from .mixers import MIXERS  # noqa: E402
-from .transfer import TransferReport, convert, save_student, student_config, transfer  # noqa: E402
 
-__all__ += ["COMPONENTS", "DEFAULT_COPY", "MIXERS", "SUPPORTED_MODEL_TYPES", "TransferReport", "convert",
-            "load_donor", "load_tokenizer", "save_student", "student_config", "transfer"]
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
+
+if not _os.environ.get("XATL_LAZY_IMPORT"):
+    # eager, as before: registers the student with the Auto classes, and binds ``xatl.transfer`` to the function
+    # (not the subpackage of the same name)
+    from .donors import COMPONENTS, DEFAULT_COPY, SUPPORTED_MODEL_TYPES, load_donor, load_tokenizer  # noqa: E402,F401
+    from .mixers import MIXERS  # noqa: E402,F401
+    from .models import XATLCache, XATLConfig, XATLForCausalLM, XATLModel  # noqa: E402,F401
+    from .transfer import TransferReport, convert, save_student, student_config, transfer  # noqa: E402,F401

@@ -1,7 +1,8 @@
 """``xatl``: the command-line entry point.
 
-Subcommands are listed in ``COMMANDS`` and imported lazily, so ``xatl --help`` is fast and a subcommand's
-heavy imports (torch, transformers, lm-eval) load only when it runs. A subcommand module defines:
+Subcommands are listed in ``COMMANDS`` and imported lazily, so ``xatl --help`` is fast (no torch: the ``xatl``
+launcher, ``xatl_cli``, imports the package lazily) and a subcommand's heavy imports (torch, transformers,
+lm-eval) load only when it runs. A subcommand module defines:
 
 * ``HELP``: one line for ``xatl --help``;
 * ``add_arguments(parser)``: its options;
@@ -71,8 +72,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
                            formatter_class=argparse.RawDescriptionHelpFormatter,
                            epilog=getattr(module, "EPILOG", None), parents=[common])
-        module.add_arguments(p)
-        p.set_defaults(_module=module)
+        if only is not None:     # a subcommand's options (and their imports) only when it is the one named
+            module.add_arguments(p)
+            p.set_defaults(_module=module)
     return parser
 
 

@@ -82,6 +82,8 @@ def load_donor_config(source: str | os.PathLike | DonorSource):
     """The donor's HF config; raises UnsupportedDonorError for an unsupported family."""
     from transformers import AutoConfig
 
+    from .. import models  # noqa: F401  (a student can be a donor: registers it with the Auto classes)
+
     src = source if isinstance(source, DonorSource) else resolve_source(source)
     try:
         config = AutoConfig.from_pretrained(src.path, **src.kwargs)

@@ -27,7 +27,7 @@ import torch
 from lm_eval.api.registry import model_registry
 from lm_eval.models.huggingface import HFLM
 
-import xatl  # noqa: F401  (registers the XATL student with the Auto classes)
+import xatl.models  # noqa: F401  (registers the XATL student with the Auto classes)
 
 from .lm_tasks import process_docs, write_lm_eval_tasks  # noqa: F401  (re-exported)
 from .suite import TASKS, parse_tasks

@@ -68,7 +68,7 @@ def resolve_causal_lm(path: str | os.PathLike):
     naming the fix, a path that is not a model and a model that is not a causal LM."""
     from transformers import AutoConfig
 
-    import xatl  # noqa: F401  (registers the XATL student with the Auto classes)
+    import xatl.models  # noqa: F401  (registers the XATL student with the Auto classes)
 
     src = resolve_model(path)
     try:

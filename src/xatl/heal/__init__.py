@@ -1,7 +1,7 @@
 """Healing a real donor: attention transfer, then distillation with LoRA, within a budget (``xatl heal``)."""
 
-from .budget import Budget
-from .config import HealConfig
-from .run import HealResult, heal
+from ..utils.lazy import lazy_exports
 
-__all__ = ["Budget", "HealConfig", "HealResult", "heal"]
+_EXPORTS = {"Budget": "budget", "HealConfig": "config", "HealResult": "run", "heal": "run"}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import initialization as init
 
-from ..models.layers import apply_rope, default_inv_freq, rope_cos_sin
 from ..ops.gla import chunk_gla, naive_gla, recurrent_gla
 from ..ops.retention import chunk_retention, naive_retention, recurrent_retention
+from ..ops.rope import apply_rope, default_inv_freq, rope_cos_sin
 from ..ops.ssd import chunk_ssd
 from .base import LCIOptions, Mixer, MixerContext, State, head_rms_norm, merge_heads, padding_mask, split_heads
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.layers import apply_rope
+from ..ops.rope import apply_rope
 from .base import Mixer, MixerContext, State, merge_heads, split_heads
 
 

@@ -11,6 +11,7 @@ from torch import nn
 from transformers.activations import ACT2FN
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
+from ..ops.rope import apply_rope, default_inv_freq, rope_cos_sin, rotate_half  # noqa: F401  (re-exported)
 from .configuration_xatl import XATLConfig
 
 
@@ -66,18 +67,6 @@ def rope_inv_freq(config: XATLConfig) -> tuple[torch.Tensor, float]:
     return inv_freq, 1.0
 
 
-def default_inv_freq(dim: int, theta: float = 10000.0) -> torch.Tensor:
-    """Plain RoPE inverse frequencies for mixers that rotate on their own (donors without RoPE). (dim/2,)"""
-    return 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))
-
-
-def rope_cos_sin(inv_freq: torch.Tensor, position_ids: torch.Tensor, dtype: torch.dtype, scaling: float = 1.0):
-    """cos, sin of shape (B, T, R) for position_ids (B, T); R = 2 * len(inv_freq). Same ops as HF."""
-    freqs = position_ids[..., None].float() * inv_freq.to(device=position_ids.device, dtype=torch.float)
-    emb = torch.cat((freqs, freqs), dim=-1)
-    return (emb.cos() * scaling).to(dtype), (emb.sin() * scaling).to(dtype)
-
-
 class RotaryEmbedding(nn.Module):
     """The donor's rotary embedding. forward(x, position_ids (B, T)) -> (cos, sin), each (B, T, R)."""
 
@@ -94,18 +83,3 @@ class RotaryEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor, position_ids: torch.Tensor):
         return rope_cos_sin(self.inv_freq, position_ids, x.dtype, self.attention_scaling)
-
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate the first R dims of x (B, H, T, D) by cos/sin (B, T, R); the other D - R dims pass (NeoX partial)."""
-    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-    R = cos.shape[-1]
-    if R == x.shape[-1]:
-        return (x * cos) + (rotate_half(x) * sin)
-    x_rot, x_pass = x[..., :R], x[..., R:]
-    return torch.cat([(x_rot * cos) + (rotate_half(x_rot) * sin), x_pass], dim=-1)

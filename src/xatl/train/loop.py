@@ -155,6 +155,8 @@ class Trainer:
     def _load_data(self, dataset) -> None:
         from transformers import AutoConfig
 
+        from .. import models  # noqa: F401  (registers the XATL student with the Auto classes)
+
         config = AutoConfig.from_pretrained(self.src.path, **self.src.kwargs)
         train, val = resolve_dataset(dataset, self.cfg, self.tokenizer, config)
         limit = getattr(config, "max_position_embeddings", None)
