@@ -41,8 +41,19 @@ def test_copied_weights_frozen_then_trained_after_step_unfreeze(student_dir, dat
     recs = step_records(result.metrics_path)
     assert [r["frozen"] for r in recs] == [True] * 3 + [False] * 5
     assert all(r["lr_copied"] == 0.0 for r in recs[:3]) and all(r["lr_copied"] > 0 for r in recs[3:])
-    # own group, own warm-up: lr/10 at peak, reached over 4 steps after the unfreeze point (same cosine decay)
-    assert [r["lr_copied"] / r["lr"] for r in recs[3:]] == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1])
+    # own group, the paper's re-warm: a 4-step linear ramp from the unfreeze point up to the main schedule's value
+    # at its end (step 7), then the main schedule itself
+    assert [r["lr_copied"] for r in recs[3:6]] == pytest.approx([recs[6]["lr"] * k / 4 for k in (1, 2, 3)])
+    assert [r["lr_copied"] for r in recs[6:]] == pytest.approx([r["lr"] for r in recs[6:]])
+
+
+def test_the_earlier_variant_keeps_its_own_defaults(student_dir, tmp_path):
+    paper = quick(student_dir, tmp_path / "a", max_steps=290, unfreeze="lit:threshold=0.01")
+    assert (paper.copied_lr, paper.copied_warmup) == (paper.lr, 4)           # 2k of 145k steps
+    old = quick(student_dir, tmp_path / "b", max_steps=290, unfreeze="lit-consecutive:threshold=0.01")
+    assert (old.copied_lr, old.copied_warmup) == (pytest.approx(old.lr / 10), old.lm_warmup)
+    assert quick(student_dir, tmp_path / "c", unfreeze="lit-consecutive:threshold=0.01",
+                 unfreeze_lr=0.5).copied_lr == 0.5
 
 
 def test_never_keeps_copied_weights_exact_and_final_dir_loads(student_dir, data, tmp_path):

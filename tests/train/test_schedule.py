@@ -8,7 +8,7 @@ import pytest
 
 from xatl.errors import ConfigError
 from xatl.train import LITRule, UnfreezeSchedule, lr_factor, parse_unfreeze
-from xatl.train.schedule import copied_lr_factor, cosine_factor
+from xatl.train.schedule import copied_lr_factor
 
 
 def test_parse_forms():
@@ -49,14 +49,47 @@ def test_lit_fires_after_patience_stalled_windows_in_a_row():
     assert _fire_step(LITRule(0.0001, 1, 2), losses) is None
 
 
-def test_lit_patience_counts_only_consecutive_windows():
-    # window means: 10, 9.99 (stalled), 9 (10% better: resets), 8.99 (stalled), 8.98 (stalled)
+def test_lit_patience_counts_cumulatively_as_the_paper_and_in_a_row_for_the_variant():
+    # window means: 10, 9.99 (stalled), 9 (10% better), 8.99 (stalled), 8.98 (stalled)
     losses = [10, 9.99, 9, 8.99, 8.98]
-    assert _fire_step(LITRule(0.01, 2, 1), losses) == 5
-    rule = LITRule(0.01, 2, 1)
+    assert _fire_step(LITRule(0.01, 2, 1), losses) == 4                      # paper: 2nd stalled window
+    assert _fire_step(LITRule(0.01, 2, 1, consecutive=True), losses) == 5    # variant: the good window resets
+    rule = LITRule(0.01, 2, 1, consecutive=True)
     _fire_step(rule, losses)
     assert rule.history[2]["improvement"] == pytest.approx((9.99 - 9) / 9.99)
     assert rule.fired and rule.update(1.0) is False          # fires once
+
+
+def paper_step_to_unfreeze(losses, checkpoint_step, threshold, patience):
+    """The paper's rule, transcribed from RetNet-XATL ``loss_from_wandb.ipynb`` (``compute_checkpoint_loss``,
+    ``compute_improvements``, ``get_step_to_unfreeze``; accum_step=1). Its loop falls through to the last
+    checkpoint when patience never runs out; that case returns None here (xatl's rule never fires then)."""
+    checkpoint_losses, hist = {}, []
+    for i, loss in enumerate(losses, 1):
+        hist.append(loss)
+        if i % checkpoint_step == 0:
+            checkpoint_losses[i] = sum(hist) / len(hist)
+            hist = []
+    values = list(checkpoint_losses.values())
+    improvements = [(a - b) / a for a, b in zip(values[:-1], values[1:])]
+    for i, imp in enumerate(improvements):
+        if imp < threshold:
+            patience -= 1
+        if patience == 0:
+            return list(checkpoint_losses)[i + 1]
+    return None
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("threshold,patience,window", [(0.01, 1, 5), (0.005, 2, 5), (0.02, 3, 4), (0.01, 4, 3)])
+def test_lit_replays_the_papers_rule_on_logged_losses(seed, threshold, patience, window):
+    """On noisy, flattening loss series the rule fires at the step the paper's own function returns."""
+    import random
+
+    rng = random.Random(seed)
+    losses = [6.0 * (1 + 3 * math.exp(-s / 40)) / 4 + rng.gauss(0, 0.04) for s in range(1, 301)]
+    rule = LITRule(threshold, patience, window)
+    assert _fire_step(rule, losses) == paper_step_to_unfreeze(losses, window, threshold, patience)
 
 
 def test_lit_state_round_trip_fires_at_the_same_step():
@@ -74,7 +107,12 @@ def test_unfreeze_schedule():
     assert s.initially_frozen and [s.observe(i, 1.0) for i in (1, 2, 3)] == [False, False, True]
     assert not UnfreezeSchedule("step:0", 10).initially_frozen
     assert not any(UnfreezeSchedule("never", 10).observe(i, 1.0) for i in range(1, 11))
-    assert UnfreezeSchedule("lit:threshold=0.01", max_steps=400).lit.window == 20     # 1/20 of the steps
+    paper = UnfreezeSchedule("lit:threshold=0.01", max_steps=400).lit
+    assert (paper.window, paper.consecutive) == (14, False)              # 5k of 145k steps: 400 / 29
+    variant = UnfreezeSchedule("lit-consecutive:threshold=0.01", max_steps=400).lit
+    assert (variant.window, variant.consecutive) == (20, True)           # 1/20 of the steps
+    assert str(parse_unfreeze("lit-consecutive:threshold=0.01,patience=2")) == \
+        "lit-consecutive:threshold=0.01,patience=2"
 
 
 def test_lr_shapes():
@@ -84,8 +122,11 @@ def test_lr_shapes():
     assert lr_factor(12, 4, 20, 0.1) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
     f = [lr_factor(s, 4, 20, 0.1) for s in range(4, 21)]
     assert all(a >= b for a, b in zip(f, f[1:]))                    # monotone decay after warm-up
-    cos = cosine_factor(10, 4, 20, 0.1)
-    assert copied_lr_factor(10, None, 5, cos) == 0.0                  # frozen
-    assert copied_lr_factor(8, 8, 5, cos) == 0.0                      # unfrozen after step 8: not yet at step 8
-    assert copied_lr_factor(10, 8, 5, cos) == pytest.approx(0.4 * cos)   # own warm-up: 2/5
-    assert copied_lr_factor(20, 8, 5, cos) == pytest.approx(cos)
+    main = lambda t: lr_factor(t, 4, 20, 0.1)  # noqa: E731
+    assert copied_lr_factor(10, None, 5, main) == 0.0                 # frozen
+    assert copied_lr_factor(8, 8, 5, main) == 0.0                     # unfrozen after step 8: not yet at step 8
+    # the paper's re-warm: a linear ramp to the main schedule's value at the end of the ramp (step 13), then it
+    assert copied_lr_factor(10, 8, 5, main) == pytest.approx(2 / 5 * main(13))
+    assert copied_lr_factor(13, 8, 5, main) == pytest.approx(main(13))
+    assert copied_lr_factor(20, 8, 5, main) == pytest.approx(main(20))
+    assert copied_lr_factor(2, 0, 0, main) == pytest.approx(main(2))   # no ramp: the main schedule at once

@@ -59,9 +59,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--freeze", choices=["copied", "none"], default="copied",
                    help="copied: weights copied from the donor start frozen (default); none: train everything")
     g.add_argument("--unfreeze", default="lit:threshold=0.01,patience=1",
-                   help="never | step:N | lit:threshold=T,patience=P[,window=W] (default lit:threshold=0.01,patience=1)")
-    g.add_argument("--unfreeze-lr", type=float, default=None, help="peak LR of the copied weights (default lr/10)")
-    g.add_argument("--unfreeze-warmup-steps", type=int, default=None, help="their warm-up (default: the LM warm-up)")
+                   help="never | step:N | lit:threshold=T,patience=P[,window=W] (the paper's rule) | lit-consecutive:... "
+                   "(xatl's earlier variant) (default lit:threshold=0.01,patience=1)")
+    g.add_argument("--unfreeze-lr", type=float, default=None, help="peak LR of the copied weights (default: --lr, "
+                   "as the paper; lr/10 with lit-consecutive)")
+    g.add_argument("--unfreeze-warmup-steps", type=int, default=None, help="their ramp up to the main schedule "
+                   "(default: the paper's 2k of 145k steps, max-steps/72.5; the LM warm-up with lit-consecutive)")
     g = p.add_argument_group("beyond the paper")
     g.add_argument("--donor", default=None, help="donor model for --align-steps/--kd-weight (default: the one "
                    "recorded in the transfer report)")

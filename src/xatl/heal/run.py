@@ -282,6 +282,7 @@ def train_config(cfg: HealConfig, plan: dict, out: Path):
         max_steps=plan["lm_steps"], micro_batch_size=cfg.micro_batch_size, grad_accum=cfg.grad_accum, lr=cfg.lr,
         warmup_steps=max(1, plan["lm_steps"] // 10), freeze="copied",
         unfreeze="never" if cfg.stage2 == "frozen" else "step:0", unfreeze_lr=copied_lr,
+        unfreeze_warmup_steps=max(1, plan["lm_steps"] // 10),          # the stage-2 warm-up, as for the fresh weights
         align=AlignConfig(steps=plan["align_steps"], lr=cfg.align_lr),
         kd=KDConfig(weight=cfg.kd_weight, temperature=cfg.kd_temperature),
         lora=LoRAConfig(rank=cfg.lora_rank if lora else 0),

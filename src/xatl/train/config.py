@@ -1,7 +1,8 @@
 """The run arguments of ``xatl train``: one dataclass (with three small option groups), one source of truth.
 
 The defaults are the paper's recipe: AdamW (0.9, 0.95), weight decay 0.1, clipping 1.0, cosine with warm-up;
-copied weights frozen at first and released by the Loss Improvement Threshold rule with their own warm-up.
+copied weights frozen at first and released by the Loss Improvement Threshold rule, then ramped up to the main
+schedule, both as in the paper's code (``xatl.train.schedule``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 
 from ..errors import ConfigError
-from .schedule import parse_unfreeze
+from .schedule import PAPER_REWARM, paper_fraction, parse_unfreeze
 
 FREEZE_CHOICES = ("copied", "none")
 
@@ -89,13 +90,15 @@ class TrainConfig:
     freeze: str = "copied"
     """``copied``: the weights the transfer report lists as copied start frozen; ``none``: everything trains."""
     unfreeze: str = "lit:threshold=0.01,patience=1"
-    """When frozen copied weights start training: ``never``, ``step:N`` or ``lit:threshold=T,patience=P[,window=W]``
-    (see ``xatl.train.schedule``)."""
+    """When frozen copied weights start training: ``never``, ``step:N``, ``lit:threshold=T,patience=P[,window=W]``
+    (the paper's rule) or ``lit-consecutive:...`` (xatl's earlier variant); see ``xatl.train.schedule``."""
     unfreeze_lr: float | None = None
     """Peak learning rate of the copied weights whenever they train (after unfreezing, or from the start with
-    ``freeze="none"``; None: lr * 0.1); follows the same cosine decay. Set it to ``lr`` for one uniform rate."""
+    ``freeze="none"``); they follow the main schedule. None: ``lr``, the paper's one schedule for all weights
+    (``lr / 10`` with ``lit-consecutive``)."""
     unfreeze_warmup_steps: int | None = None
-    """Warm-up of the copied weights' learning rate from the unfreeze point (None: the LM warm-up)."""
+    """Ramp of the copied weights' learning rate from the unfreeze point up to the main schedule (None: the
+    paper's 2,000 of 145,000 steps, i.e. max_steps / 72.5, at least 1; the LM warm-up with ``lit-consecutive``)."""
     align: AlignConfig = field(default_factory=AlignConfig)
     """Attention-alignment stage (off by default)."""
     kd: KDConfig = field(default_factory=KDConfig)
@@ -104,6 +107,9 @@ class TrainConfig:
     """LoRA on the copied weights instead of unfreezing them (off by default)."""
     eval_every: int = 100
     """Validation every N steps (and at the end; 0: only at the end)."""
+    eval_at: list[int] = field(default_factory=list)
+    """Further steps with a validation, besides every ``eval_every`` and the end (e.g. dense early points, so that
+    a loss curve resolves where it falls fastest)."""
     eval_batches: int = 20
     """Micro-batches of the validation split per evaluation (the same blocks every time; 0: no validation)."""
     save_every: int = 500
@@ -134,6 +140,7 @@ class TrainConfig:
 
             self.data = DataConfig(**self.data)
         self.betas = tuple(self.betas)
+        self.eval_at = sorted(set(self.eval_at))
         self.validate()
 
     # ------------------------------------------------------------------ derived values
@@ -142,12 +149,21 @@ class TrainConfig:
         return self.warmup_steps if self.warmup_steps is not None else min(100, self.max_steps // 10)
 
     @property
+    def earlier_variant(self) -> bool:
+        """The unfreeze schedule is ``lit-consecutive``, whose defaults for the released weights are its own."""
+        return parse_unfreeze(self.unfreeze).kind == "lit-consecutive"
+
+    @property
     def copied_lr(self) -> float:
-        return self.unfreeze_lr if self.unfreeze_lr is not None else self.lr * 0.1
+        if self.unfreeze_lr is not None:
+            return self.unfreeze_lr
+        return self.lr * 0.1 if self.earlier_variant else self.lr
 
     @property
     def copied_warmup(self) -> int:
-        return self.unfreeze_warmup_steps if self.unfreeze_warmup_steps is not None else self.lm_warmup
+        if self.unfreeze_warmup_steps is not None:
+            return self.unfreeze_warmup_steps
+        return self.lm_warmup if self.earlier_variant else paper_fraction(self.max_steps, PAPER_REWARM)
 
     @property
     def align_warmup(self) -> int:
@@ -189,6 +205,7 @@ class TrainConfig:
         need(not (self.lora.rank and self.freeze == "copied" and spec.kind == "never"),
              "lora with freeze='copied' and unfreeze='never' would never train the adapters; use unfreeze "
              "step:0 (adapters from the start) or another schedule")
+        need(all(isinstance(s, int) and s >= 1 for s in self.eval_at), f"eval_at lists steps >= 1, got {self.eval_at}")
         for name in ("eval_every", "eval_batches", "save_every", "log_every"):
             need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         need(self.keep_last >= 1, f"keep_last must be >= 1, got {self.keep_last}")
@@ -206,7 +223,7 @@ class TrainConfig:
     def trajectory_dict(self) -> dict:
         """The settings that decide the training trajectory (a resume must keep them all). The model and the data
         are checked by content instead (weights hash, blocks hash)."""
-        skip = {"model", "out_dir", "data", "donor", "eval_every", "eval_batches", "save_every", "keep_last", "log_every",
+        skip = {"model", "out_dir", "data", "donor", "eval_every", "eval_at", "eval_batches", "save_every", "keep_last", "log_every",
                 "tensorboard", "resume", "overwrite"}
         d = self.to_dict()
         return {f.name: d[f.name] for f in fields(self) if f.name not in skip}

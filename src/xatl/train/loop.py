@@ -49,7 +49,7 @@ from .params import (
     param_groups,
     set_trainable,
 )
-from .schedule import UnfreezeSchedule, copied_lr_factor, cosine_factor, lr_factor
+from .schedule import UnfreezeSchedule, copied_lr_factor, lr_factor
 from .teacher import MixerAligner, kd_loss, lm_loss, resolve_donor, softmax_twin, teacher_activations
 
 log = logging.getLogger(__name__)
@@ -289,8 +289,8 @@ class Trainer:
         s = step - cfg.align.steps
         lr = cfg.lr * lr_factor(s, cfg.lm_warmup, cfg.max_steps, cfg.min_lr)
         after = self.state.unfrozen_after if self.state.copied_trains else None
-        cos = cosine_factor(s, cfg.lm_warmup, cfg.max_steps, cfg.min_lr)
-        lr_c = cfg.copied_lr * copied_lr_factor(s, after, cfg.copied_warmup, cos)
+        main = lambda t: lr_factor(t, cfg.lm_warmup, cfg.max_steps, cfg.min_lr)  # noqa: E731
+        lr_c = cfg.copied_lr * copied_lr_factor(s, after, cfg.copied_warmup, main)
         for g in self.optimizer.param_groups:
             g["lr"] = lr if g["role"] == FRESH else lr_c
         return lr, (lr_c if self.has_copied else None)
@@ -374,11 +374,13 @@ class Trainer:
         stats["tokens"] += tokens
         stats["flops"] += per_token * tokens
         stats["seconds"] += seconds
-        record.update(tokens=st.tokens, wall=round(st.wall, 3), tokens_per_s=tokens / max(seconds, 1e-9))
+        record.update(tokens=st.tokens, wall=round(st.wall, 3), tokens_per_s=tokens / max(seconds, 1e-9),
+                      flops=sum(v["flops"] for v in st.stages.values()))
         event = self._maybe_unfreeze(record)
         is_last = st.step == cfg.total_steps
         save = is_last or bool(cfg.save_every and st.step % cfg.save_every == 0)
-        if self.val_data is not None and (is_last or save or (cfg.eval_every and st.step % cfg.eval_every == 0)):
+        if self.val_data is not None and (is_last or save or (cfg.eval_every and st.step % cfg.eval_every == 0)
+                                          or st.step in cfg.eval_at):
             st.val_loss = record["val_loss"] = self._evaluate()
         if self.main:
             if event or "val_loss" in record or is_last or (cfg.log_every and st.step % cfg.log_every == 0):

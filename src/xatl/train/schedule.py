@@ -4,11 +4,18 @@ Unfreeze schedules (the paper's recipe keeps the copied weights frozen first, th
 
 * ``never``: copied weights stay frozen for the whole run.
 * ``step:N``: frozen for LM steps 1..N, trained from step N + 1 on (``step:0``: never frozen).
-* ``lit:threshold=T,patience=P[,window=W]``: the paper's *Loss Improvement Threshold*. The training losses are
-  averaged over consecutive windows of W LM steps (the smoothed loss); after each window k >= 2 the relative
-  improvement ``(L[k-1] - L[k]) / L[k-1]`` is compared with T. When it is below T for P windows *in a row*, the
-  copied weights unfreeze right after that window (from the next step on). W defaults to 1/20 of the LM steps
-  (the paper: 5k-step windows over ~100k steps).
+* ``lit:threshold=T,patience=P[,window=W]``: the paper's *Loss Improvement Threshold*, as its code
+  (github.com/syncdoth/RetNet-XATL, ``loss_from_wandb.ipynb``, ``get_step_to_unfreeze``) defines it. The training
+  losses are averaged over consecutive windows of W LM steps; after each window k >= 2 the relative improvement
+  ``(L[k-1] - L[k]) / L[k-1]`` is compared with T, and every window below it uses up one unit of patience,
+  *cumulatively* (a good window in between does not reset the count). When P windows have stalled, the copied
+  weights unfreeze right after the P-th (from the next step on). W defaults to the paper's fraction of the run:
+  5,000-step windows over its 145,000-step schedule, i.e. ``max_steps * 5000 / 145000`` (1/29).
+* ``lit-consecutive:threshold=T,patience=P[,window=W]``: xatl's earlier variant, kept by name: patience counts
+  stalled windows *in a row* (a good window resets it), and W defaults to 1/20 of the LM steps. With it the
+  trainer's defaults for the released weights are the variant's too: a peak of ``lr / 10`` and the LM warm-up as
+  their ramp (:class:`xatl.train.TrainConfig`), where the paper ramps them to the main schedule's learning rate
+  over 2,000 of its 145,000 steps.
 
 Steps are counted from 1 (step s is the s-th optimizer update of the LM stage).
 """
@@ -20,7 +27,16 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 
-SCHEDULE_FORMS = "never | step:N | lit:threshold=T,patience=P[,window=W]"
+SCHEDULE_FORMS = "never | step:N | lit:threshold=T,patience=P[,window=W] | lit-consecutive:threshold=T,patience=P[,window=W]"
+LIT_KINDS = ("lit", "lit-consecutive")
+
+# the paper's schedule (RetNet-XATL launch scripts): windows of 5k steps and a 2k-step re-warm over 145k steps
+PAPER_STEPS, PAPER_WINDOW, PAPER_REWARM = 145_000, 5_000, 2_000
+
+
+def paper_fraction(steps: int, part: int) -> int:
+    """``part`` of the paper's 145k-step schedule, scaled to a run of ``steps`` (at least 1)."""
+    return max(1, round(steps * part / PAPER_STEPS))
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -38,14 +54,17 @@ def cosine_factor(step: int, warmup: int, total: int, min_ratio: float) -> float
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def copied_lr_factor(step: int, unfrozen_after: int | None, warmup: int, cosine: float) -> float:
-    """Multiplier of the copied weights' learning rate at ``step``: 0 while frozen; after unfreezing at
-    ``unfrozen_after`` a linear warm-up of its own over ``warmup`` steps, times the main cosine factor."""
+def copied_lr_factor(step: int, unfrozen_after: int | None, warmup: int, main) -> float:
+    """Multiplier of the copied weights' peak learning rate at ``step``: 0 while frozen; after unfreezing at
+    ``unfrozen_after``, a linear ramp over ``warmup`` steps up to the main schedule's value at the end of the ramp,
+    then the main schedule ``main(step)`` itself. This is the paper's re-warm of newly unfrozen weights
+    (``scripts/train.py``: the unfrozen group's lr climbs from 0 to the main lr at ``unfreeze + warmup``)."""
     if unfrozen_after is None or step <= unfrozen_after:
         return 0.0
     since = step - unfrozen_after
-    warm = min(1.0, since / warmup) if warmup > 0 else 1.0
-    return warm * cosine
+    if warmup > 0 and since < warmup:
+        return since / warmup * main(unfrozen_after + warmup)
+    return main(step)
 
 
 @dataclass(frozen=True)
@@ -53,27 +72,34 @@ class UnfreezeSpec:
     """A parsed unfreeze schedule (see the module docstring)."""
 
     kind: str
-    """``never``, ``step`` or ``lit``."""
+    """``never``, ``step``, ``lit`` (the paper's rule) or ``lit-consecutive`` (the earlier xatl variant)."""
     step: int | None = None
     """``step:N``: the last frozen LM step."""
     threshold: float | None = None
     """``lit``: relative improvement of the windowed loss below which a window counts as stalled."""
     patience: int | None = None
-    """``lit``: stalled windows in a row that trigger the unfreezing."""
+    """``lit``: stalled windows that trigger the unfreezing (counted cumulatively; in a row for
+    ``lit-consecutive``)."""
     window: int | None = None
-    """``lit``: steps per window (None: 1/20 of the LM steps)."""
+    """``lit``: steps per window (None: the paper's 5k of 145k steps, 1/29 of the LM steps; 1/20 for
+    ``lit-consecutive``)."""
+
+    @property
+    def is_lit(self) -> bool:
+        return self.kind in LIT_KINDS
 
     def __str__(self) -> str:
         if self.kind == "step":
             return f"step:{self.step}"
-        if self.kind == "lit":
+        if self.is_lit:
             w = f",window={self.window}" if self.window is not None else ""
-            return f"lit:threshold={self.threshold},patience={self.patience}{w}"
+            return f"{self.kind}:threshold={self.threshold},patience={self.patience}{w}"
         return "never"
 
 
 def parse_unfreeze(text: str | UnfreezeSpec) -> UnfreezeSpec:
-    """Parse ``never``, ``step:N`` or ``lit:threshold=T,patience=P[,window=W]``; ConfigError otherwise."""
+    """Parse ``never``, ``step:N``, ``lit:threshold=T,patience=P[,window=W]`` or ``lit-consecutive:...``;
+    ConfigError otherwise."""
     if isinstance(text, UnfreezeSpec):
         return text
     s = str(text).strip().lower()
@@ -85,13 +111,13 @@ def parse_unfreeze(text: str | UnfreezeSpec) -> UnfreezeSpec:
         if not rest.strip().isdigit():
             raise ConfigError(f"bad unfreeze schedule {text!r}: step:N needs a whole number N >= 0, e.g. step:100")
         return UnfreezeSpec("step", step=int(rest))
-    if kind != "lit":
+    if kind not in LIT_KINDS:
         raise ConfigError(bad)
     opts: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = part.partition("=")
         if not eq or key not in ("threshold", "patience", "window"):
-            raise ConfigError(f"bad unfreeze schedule {text!r}: lit takes threshold=T,patience=P[,window=W]")
+            raise ConfigError(f"bad unfreeze schedule {text!r}: {kind} takes threshold=T,patience=P[,window=W]")
         opts[key] = value
     try:
         threshold = float(opts["threshold"])
@@ -105,7 +131,7 @@ def parse_unfreeze(text: str | UnfreezeSpec) -> UnfreezeSpec:
                           "whole numbers") from None
     if not threshold > 0 or patience < 1 or (window is not None and window < 1):
         raise ConfigError(f"bad unfreeze schedule {text!r}: need threshold > 0, patience >= 1, window >= 1")
-    return UnfreezeSpec("lit", threshold=threshold, patience=patience, window=window)
+    return UnfreezeSpec(kind, threshold=threshold, patience=patience, window=window)
 
 
 @dataclass
@@ -113,18 +139,21 @@ class LITRule:
     """The Loss Improvement Threshold rule as a state machine over per-step losses.
 
     ``update(loss)`` takes one step's training loss and returns True exactly once: at the step that closes the
-    P-th stalled window in a row. State is plain data (``state_dict``), so a resumed run fires at the same step.
+    P-th stalled window (counted cumulatively, as in the paper's code; ``consecutive=True``: the P-th in a row).
+    State is plain data (``state_dict``), so a resumed run fires at the same step.
     """
 
     threshold: float
     patience: int
     window: int
+    consecutive: bool = False
+    """Count only stalled windows in a row (xatl's earlier variant); False: cumulatively (the paper)."""
     window_sum: float = 0.0
     window_count: int = 0
     previous: float | None = None
     """Mean loss of the last complete window."""
     stalled: int = 0
-    """Stalled windows in a row so far."""
+    """Stalled windows so far (in a row, when ``consecutive``)."""
     fired: bool = False
     history: list[dict] = field(default_factory=list)
     """One record per complete window: mean loss and relative improvement (for reports)."""
@@ -141,7 +170,10 @@ class LITRule:
         improvement = None
         if self.previous is not None:
             improvement = (self.previous - mean) / abs(self.previous) if self.previous else 0.0
-            self.stalled = self.stalled + 1 if improvement < self.threshold else 0
+            if improvement < self.threshold:
+                self.stalled += 1
+            elif self.consecutive:
+                self.stalled = 0
         self.history.append({"window_loss": mean, "improvement": improvement})
         self.previous = mean
         if self.stalled >= self.patience:
@@ -167,9 +199,11 @@ class UnfreezeSchedule:
     def __init__(self, spec: UnfreezeSpec | str, max_steps: int):
         self.spec = parse_unfreeze(spec)
         self.lit = None
-        if self.spec.kind == "lit":
-            window = self.spec.window or max(1, max_steps // 20)
-            self.lit = LITRule(self.spec.threshold, self.spec.patience, window)
+        if self.spec.is_lit:
+            consecutive = self.spec.kind == "lit-consecutive"
+            window = self.spec.window or (max(1, max_steps // 20) if consecutive
+                                          else paper_fraction(max_steps, PAPER_WINDOW))
+            self.lit = LITRule(self.spec.threshold, self.spec.patience, window, consecutive)
 
     @property
     def initially_frozen(self) -> bool:
