@@ -61,7 +61,7 @@ def test_headline_verdicts():
             "(not measured).") in text
     assert "| retention | 6.500 | 5.500 | >= 20.00x | 0.330 | 0.340 | undecided |" in text
     assert "plots/curves_main.png" in text
-    assert len(SECTIONS) == len(set(SECTIONS)) == 12
+    assert len(SECTIONS) == len(set(SECTIONS)) == 15
 
 
 def test_a_zero_shot_difference_within_noise_is_not_established():
@@ -71,3 +71,32 @@ def test_a_zero_shot_difference_within_noise_is_not_established():
     assert _higher(0.40, 0.33, 0.05) == (True, None)
     assert _higher(0.26, 0.33, 0.05) == (False, None)
     assert _higher(None, 0.33, 0.05) == (None, "not measured")
+
+
+def test_compute_section_takes_a_real_donor_as_given_and_charges_a_self_trained_one():
+    from xatl.experiment import load_recipe
+    from xatl.experiment.report import section_compute
+
+    real = section_compute({"donor": {}, "budget": {"tokens": 8192}, "runs": {}, "main": {}}, load_recipe("default"))
+    assert "pretrained elsewhere" in real and "the paper's convention" in real and "natural one" in real
+    runs = {"retention-xatl-s0": {"id": "retention-xatl-s0", "tokens": 100, "flops": 2.0e9}}
+    main = {"retention": {"paper_flops_ratio": (4.0, 0.5, 3), "end_to_end": (0.8, 0.1, 3),
+                          "end_to_end_range": [0.7, 0.9],
+                          "scratch_final_vs_xatl_final": (False, "the other way round: difference -0.100")}}
+    own = section_compute({"donor": {"trainer": {"flops": 5.0e10, "tokens": 600}}, "budget": {"tokens": 100},
+                           "runs": runs, "main": main}, load_recipe("paper"))
+    assert "| donor (pretraining, charged end to end only) | 600 | 5.000e+10 |" in own
+    assert "| retention | 4.00 ± 0.50 (n=3) | 0.80 ± 0.10 (n=3) | 0.70-0.90 | no (the other way round" in own
+
+
+def test_ablations_are_judged_on_the_seed_spread():
+    from xatl.experiment import load_recipe
+    from xatl.experiment.summary import ablation_rows
+
+    recipe = load_recipe("toy")
+    runs = {f"retention-{n}-s{s}": {"student": n, "mixer": "retention", "final_val_loss": v}
+            for n, s, v in [("xatl", 0, 5.52), ("xatl", 1, 5.516), ("no-mlp", 0, 5.589), ("hybrid", 0, 5.456)]}
+    rows = {r["student"]: r for r in ablation_rows(recipe, runs)}
+    assert rows["no-mlp"]["verdict"] == "not established" and "one seed" in rows["no-mlp"]["why"]
+    runs["retention-no-mlp-s1"] = {"student": "no-mlp", "mixer": "retention", "final_val_loss": 5.60}
+    assert {r["student"]: r for r in ablation_rows(recipe, runs)}["no-mlp"]["verdict"] == "higher"

@@ -50,7 +50,7 @@ def test_default_recipe_heals_the_real_donor_against_both_baselines():
     pure = [s for s in healed if not s.attention_layers]
     assert hybrids and pure and all(len(s.attention_layers) <= 4 for s in hybrids)
     xatl, scratch = default.student(default.report.main), default.student(default.report.baseline)
-    assert xatl.heal is None and xatl.unfreeze.startswith("lit:") and xatl.copy != "none"
+    assert xatl.heal is None and xatl.unfreeze.startswith("lit") and xatl.copy != "none"
     assert scratch.heal is None and scratch.copy == "none"
     assert {m for s in default.students for m in s.mixers} == set(pure[0].mixers)   # one architecture for all
     assert {"ppl", "piqa", "arc_easy", "hellaswag", "lambada"} <= set(default.eval.tasks)
@@ -89,11 +89,37 @@ def test_default_recipe_heals_the_real_donor_against_both_baselines():
     (lambda r: r["donor"]["train"]["options"].update(sav_every=3), "donor.train.options.sav_every: is not a "),
     (lambda r: r["train"]["options"].update(lr=3), "train.options.lr: is set by the recipe itself"),
     (lambda r: r["eval"].update(suite_students=["xatl", "ghost"]), "eval.suite_students[1]: no student named"),
+    (lambda r: r["students"][1].update(lr_sweep=[0.001, -1.0]), "students[1].lr_sweep[1]: must be > 0"),
+    (lambda r: r["students"][1].update(lr_sweep=[0.001, 0.001]), "students[1].lr_sweep: give distinct rates"),
+    (lambda r: r["students"][1].update(lr_sweep=[0.001], lr=0.01), "students[1].lr_sweep: give distinct rates, and "
+     "no lr"),
+    (lambda r: r["students"][1].update(train={"max_step": 40}), "students[1].train.max_step: unknown key"),
+    (lambda r: r["students"][1].update(train={"lr": 0.1}), "students[1].train.lr: set the student's lr"),
+    (lambda r: r["students"][1].update(train={"max_steps": 40, "warmup_steps": 50}),
+     "students[1].train.warmup_steps: 50 is more than max_steps (40)"),
+    (lambda r: r["students"][1].update(train={"options": {"eval_evry": 2}}), "students[1].train.options.eval_evry"),
 ])
 def test_bad_recipes_are_refused_with_the_path(mutate, expected):
     raw = tiny_raw()
     mutate(raw)
     assert expected in _refused(raw)
+
+
+def test_paper_recipe_sweeps_both_arms_and_trains_scratch_on_the_end_to_end_budget():
+    paper = load_recipe("paper")
+    xatl, scratch = paper.student("xatl"), paper.student("scratch")
+    assert xatl.mixers == scratch.mixers == ["retention", "gla"]
+    assert len(xatl.lr_sweep) >= 3 and len(scratch.lr_sweep) >= 3 and len(xatl.seeds) >= 3 <= len(scratch.seeds)
+    assert xatl.unfreeze.startswith("lit:")                             # the paper's rule, not the variant
+    assert paper.train_of(xatl).max_steps == 50
+    assert paper.train_of(scratch).max_steps == paper.donor.train.max_steps + paper.train.max_steps
+    assert paper.train_of(scratch).options["eval_at"][0] == 1 and paper.train_of(scratch).options["tensorboard"] is False
+    assert paper.eval.tasks == ["ppl"]                                  # no zero-shot claims from a chance-level donor
+    sweep = paper.sweep_runs()
+    assert len(sweep) == 2 * (len(xatl.lr_sweep) + len(scratch.lr_sweep)) and {r.seed for r in sweep} == {0}
+    assert sweep[0].id == "retention-xatl-lr0.000375-s0"
+    minute = load_recipe("paper", preset="minute")
+    assert minute.train_of(minute.student("scratch")).max_steps == 16
 
 
 def test_float_written_without_a_dot_is_accepted():
@@ -128,7 +154,7 @@ def test_cli_refuses_a_bad_recipe_in_one_line(tmp_path, capsys):
     assert main(["run", str(broken)]) == 2
     assert "not valid YAML (line" in capsys.readouterr().err
     assert main(["run", "no-such-recipe"]) == 2
-    assert "not a file and not an embedded recipe (default, smollm2" in capsys.readouterr().err
+    assert "not a file and not an embedded recipe (default, paper, smollm2" in capsys.readouterr().err
 
 
 def test_cli_check_and_list(capsys):

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError
-from .schema import GROUPS, Recipe
+from .schema import GROUPS, Recipe, TrainSpec
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 COPY_WORDS = ("all", "default", "none")
@@ -231,6 +231,17 @@ def _validate_student(recipe: Recipe, s, path: str) -> None:
         raise _Bad(f"{path}.group", f"unknown group {s.group!r}; choose one of: {', '.join(GROUPS)}")
     if not s.seeds or len(set(s.seeds)) != len(s.seeds):
         raise _Bad(f"{path}.seeds", "give one or more distinct seeds")
+    for j, lr in enumerate(s.lr_sweep):
+        if not lr > 0:
+            raise _Bad(f"{path}.lr_sweep[{j}]", f"must be > 0, got {lr!r}")
+    if s.lr_sweep and (s.lr is not None or len(set(s.lr_sweep)) != len(s.lr_sweep)):
+        raise _Bad(f"{path}.lr_sweep", "give distinct rates, and no lr beside them (the sweep picks it)")
+    if s.train:
+        if "lr" in s.train:
+            raise _Bad(f"{path}.train.lr", "set the student's lr (or lr_sweep) instead")
+        merged = {**dataclasses.asdict(recipe.train), **s.train,
+                  "options": {**recipe.train.options, **(s.train.get("options") or {})}}
+        _validate_train(from_dict(TrainSpec, merged, f"{path}.train"), f"{path}.train")
     if s.heal is not None:
         from .healing import check_heal_spec
 

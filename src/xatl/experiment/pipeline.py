@@ -1,9 +1,10 @@
-"""The stages of a study, in order: tokenizer -> data -> donor -> students (convert + train, per mixer x student x
-seed) -> eval (donor first, then every student) -> profile (decode cost) -> report.
+"""The stages of a study, in order: tokenizer -> data -> donor -> sweep (learning rates, where a student asks)
+-> students (convert + train, per mixer x student x seed) -> eval (donor first, then every student) -> profile (decode cost) -> report.
 
 Each stage is resumable (:mod:`xatl.experiment.stages`); outputs live under ``<out>/<recipe name>/``::
 
-    tokenizer/  data/  donor/{init,train}/  students/<mixer>-<name>-s<seed>/{init,train}/ (a healed student:
+    tokenizer/  data/  donor/{init,train}/  sweep/<mixer>-<name>-lr<rate>-s<seed>/ (the learning-rate sweep)
+    students/<mixer>-<name>-s<seed>/{init,train}/ (a healed student:
     students/<id>/heal/{student,train}/, see :mod:`xatl.experiment.healing`)
     eval/<model>/results.json  prompts/prompts.json  profile/profile.json  report.md  plots/*.png  summary.json
     recipe.yaml
@@ -144,14 +145,36 @@ class Study:
 
         self.markers["donor"] = self.runner.run("donor", inputs, work)
 
+    def lr_of(self, run: StudentRun) -> float:
+        """The peak learning rate of ``run``: its own in the sweep, the sweep's best for a swept student's runs,
+        else the student's ``lr`` or the recipe's."""
+        if run.lr is not None:
+            return run.lr
+        if run.spec.lr_sweep:
+            return self.best_lr(run.spec, run.mixer)
+        return run.spec.lr or self.recipe.train.lr
+
+    def best_lr(self, spec, mixer: str) -> float:
+        """The swept rate with the lowest final validation loss (ties: the first listed; NaN runs never win)."""
+        finals = []
+        for r in (r for r in self.recipe.sweep_runs() if r.spec is spec and r.mixer == mixer):
+            loss = self.markers[f"sweep/{r.id}"]["result"].get("final_val_loss")
+            finals.append((loss if isinstance(loss, (int, float)) and loss == loss else float("inf"), r.lr))
+        return min(finals, key=lambda t: t[0])[1]
+
     def run_student(self, run: StudentRun) -> None:
         spec = run.spec
         copies = spec.copy.strip() != "none"
-        lr = spec.lr or self.recipe.train.lr
+        lr = self.lr_of(run)
+        budget = self.recipe.train_of(spec)
+        stage = f"sweep/{run.id}" if run.lr is not None else f"students/{run.id}"
         inputs = {"mixer": run.mixer, "seed": run.seed, "copy": spec.copy, "attention_layers": spec.attention_layers,
                   "mixer_options": spec.mixer_options, "freeze": spec.freeze and copies,
-                  "unfreeze": spec.unfreeze if copies else "never", "lr": lr, "train": asdict(self.recipe.train),
+                  "unfreeze": spec.unfreeze if copies else "never", "lr": lr, "train": asdict(budget),
                   "donor": self.token("donor"), "data": self.token("data")}
+        # the main run at the sweep's seed and best rate is that sweep run: reuse it instead of training it again
+        twin = (f"sweep/{StudentRun(spec, run.mixer, run.seed, lr=lr).id}"
+                if run.lr is None and spec.lr_sweep and run.seed == spec.seeds[0] else None)
         if run.healed:
             inputs.update(heal=spec.heal, copy="all", freeze=None, unfreeze=None, lr=None)
 
@@ -167,23 +190,27 @@ class Study:
         def work(d: Path) -> dict:
             from ..transfer import convert
 
-            if not holds_model(d / "init"):
-                convert(self.markers["donor"]["result"]["path"], d / "init", mixer=run.mixer,
-                        attention_layers=spec.attention_layers, copy=spec.copy, mixer_options=spec.mixer_options,
-                        overwrite=True, seed=run.seed)
-            job = self._job(self.recipe.train, d / "init", d / "train", run.seed, inputs["freeze"],
-                            inputs["unfreeze"], lr)
-            result = self.trainer(job, self.dataset()) or {}
+            if twin is not None:                  # the sweep trained exactly this run already
+                _link_tree(self.dir / twin, d)
+                result = dict(self.markers[twin]["result"].get("trainer") or {})
+            else:
+                if not holds_model(d / "init"):
+                    convert(self.markers["donor"]["result"]["path"], d / "init", mixer=run.mixer,
+                            attention_layers=spec.attention_layers, copy=spec.copy, mixer_options=spec.mixer_options,
+                            overwrite=True, seed=run.seed)
+                job = self._job(budget, d / "init", d / "train", run.seed, inputs["freeze"], inputs["unfreeze"], lr)
+                result = self.trainer(job, self.dataset()) or {}
             summary = _curve_summary(d / "train")
             if not copies:                        # nothing was copied, so nothing was ever frozen
                 summary["unfreeze_step"] = None
             elif "unfrozen_after" in result:      # the trainer's own word beats reading the frozen flags
                 summary["unfreeze_step"] = result["unfrozen_after"]
             return {"path": _final(d / "train"), "mixer": run.mixer, "student": spec.name, "seed": run.seed,
-                    "trainer": result, **summary}
+                    "lr": lr, "trainer": result, **summary}
 
-        self.markers[f"students/{run.id}"] = self.runner.run(f"students/{run.id}", inputs,
-                                                             heal_work if run.healed else work)
+        if twin is not None:
+            inputs["reuses"] = self.token(twin)
+        self.markers[stage] = self.runner.run(stage, inputs, heal_work if run.healed else work)
 
     def run_eval(self, model: str) -> None:
         """Evaluate ``donor`` or a student id (relative to the donor's results)."""
@@ -266,6 +293,23 @@ class Study:
                         options=dict(spec.options), progress=self.progress)
 
 
+def _link_tree(src: Path, dst: Path) -> None:
+    """Copy a finished run's ``init/`` and ``train/`` into ``dst`` as hard links where the file system allows
+    (a copy otherwise): the files are never modified in place, so sharing them is safe."""
+    import shutil
+
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    for part in ("init", "train"):
+        if (src / part).is_dir():
+            shutil.rmtree(dst / part, ignore_errors=True)
+            shutil.copytree(src / part, dst / part, copy_function=link)
+
+
 def _final(train_dir: Path) -> str:
     final = train_dir / "final"
     if not holds_model(final):
@@ -310,7 +354,7 @@ def run_experiment(recipe: Recipe, out: str | os.PathLike = "runs", *, force=(),
         study.run_tokenizer()
         study.run_data()
         study.run_donor()
-        for run in recipe.runs():
+        for run in recipe.sweep_runs() + recipe.runs():      # the sweep first: it picks the main runs' rates
             study.run_student(run)
         study.run_eval("donor")
         for run in recipe.runs():

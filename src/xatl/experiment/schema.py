@@ -9,6 +9,7 @@ batch, sequence length), so every comparison is at equal tokens and steps by con
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 GROUPS = ("main", "heal", "transfer", "hybrid", "freeze", "extra")
@@ -121,6 +122,14 @@ class StudentSpec:
     Loss Improvement Threshold)."""
     lr: float | None = None
     """Peak learning rate of this student (None: ``train.lr``). Steps and batch are shared by every student."""
+    lr_sweep: list[float] = field(default_factory=list)
+    """Peak learning rates tried, at the first seed, in a sweep stage before the main runs; every seed then trains
+    at the one with the lowest final validation loss (the sweep and its curves are in the report: baselines are
+    tuned in the open). Empty: no sweep, ``lr``."""
+    train: dict = field(default_factory=dict)
+    """This student's changes to the recipe's ``train`` budget (TrainSpec fields but ``lr``), e.g.
+    ``{max_steps: 700, eval_every: 25}``: a from-scratch baseline trained several times longer than XATL, so that
+    the curves cross and the speedup is measured rather than bounded. ``options`` merge into the recipe's."""
     seeds: list[int] = field(default_factory=lambda: [0])
     """One run per seed (initialisation of fresh weights and data order)."""
     group: str = "main"
@@ -221,6 +230,18 @@ class Recipe:
         """Every student run, in the order of ``students``, then mixers, then seeds."""
         return [StudentRun(s, m, seed) for s in self.students for m in s.mixers for seed in s.seeds]
 
+    def sweep_runs(self) -> list[StudentRun]:
+        """The learning-rate sweep: one run per swept student, mixer and learning rate, at the student's first seed."""
+        return [StudentRun(s, m, s.seeds[0], lr=lr) for s in self.students for m in s.mixers for lr in s.lr_sweep]
+
+    def train_of(self, spec: StudentSpec) -> TrainSpec:
+        """The budget ``spec`` trains with: the recipe's ``train`` with the student's own changes."""
+        if not spec.train:
+            return self.train
+        changes = dict(spec.train)
+        changes["options"] = {**self.train.options, **changes.get("options", {})}
+        return dataclasses.replace(self.train, **changes)
+
 
 @dataclass
 class StudentRun:
@@ -229,10 +250,13 @@ class StudentRun:
     spec: StudentSpec
     mixer: str
     seed: int
+    lr: float | None = None
+    """Set for a run of the learning-rate sweep (its id then names the rate)."""
 
     @property
     def id(self) -> str:
-        return f"{self.mixer}-{self.spec.name}-s{self.seed}"
+        rate = f"-lr{self.lr:g}" if self.lr is not None else ""
+        return f"{self.mixer}-{self.spec.name}{rate}-s{self.seed}"
 
     @property
     def label(self) -> str:

@@ -116,3 +116,73 @@ def spread(values: Sequence[float | None]) -> tuple[float | None, float | None, 
     if not xs:
         return None, None, 0
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else None), len(xs)
+
+
+# ------------------------------------------------------------------------------------- measured where curves cross
+CROSSING_RULE = ("speedup at loss L = steps the scratch student needs to first reach L / steps the XATL student "
+                 "needs to first reach L (each interpolated between its evaluations); the headline takes L = the "
+                 "XATL student's final validation loss, so the scratch run (trained several times longer) must "
+                 "actually cross it: 'not reached' means it never did, and no number is given.")
+
+
+def crossing(scratch: Curve, xatl: Curve, target: float | None = None) -> Speedup:
+    """The speedup at ``target`` (None: the XATL curve's final loss) where both curves are measured to cross it:
+    ``value`` is None when the scratch curve never reaches the target (no speedup is claimed) and inf when the
+    XATL curve starts at or below it at step 0. ``lower_bound`` is set only when XATL's first evaluation is after
+    step 0 and already below the target (the resolution of the evaluations limits the number)."""
+    x = clean(xatl)
+    if not x or not clean(scratch):
+        return Speedup(None, None, None, None)
+    target = x[-1][1] if target is None else target
+    base = steps_to_reach(scratch, target)
+    reach = steps_to_reach(x, target)
+    if base.steps is None or reach.steps is None:
+        return Speedup(target, base.steps, reach.steps, None)
+    if reach.steps <= 0:
+        return Speedup(target, base.steps, 0.0, math.inf)
+    return Speedup(target, base.steps, reach.steps, base.steps / reach.steps, lower_bound=reach.bound)
+
+
+def speedup_curve(scratch: Curve, xatl: Curve) -> list[dict]:
+    """The speedup over a range of target losses: one point per XATL evaluation that sets a new low (step 0
+    included), ``{"step", "target_loss", "xatl_steps", "scratch_steps", "speedup", "unbounded", "reached"}``.
+    "Scratch needs S steps to reach the loss XATL has at step k": speedup = S / k (first crossings, interpolated);
+    None where scratch never gets that low, unbounded at step 0."""
+    out, low = [], math.inf
+    for step, loss in clean(xatl):
+        if loss >= low:
+            continue
+        low = loss
+        sp = crossing(scratch, xatl, target=loss)
+        out.append({"step": step, "target_loss": loss, "xatl_steps": sp.xatl_steps, "scratch_steps": sp.scratch_steps,
+                    "speedup": None if sp.value is None or math.isinf(sp.value) else sp.value,
+                    "unbounded": sp.value is not None and math.isinf(sp.value), "reached": sp.reached})
+    return out
+
+
+def value_at(points: Sequence[tuple[float, float]], step: float | None) -> float | None:
+    """``points`` (step, value) linearly interpolated at ``step`` (None outside their range or for None)."""
+    pts = clean(points)
+    if step is None or not pts or step < pts[0][0] or step > pts[-1][0]:
+        return None
+    for (s0, v0), (s1, v1) in zip(pts, pts[1:]):
+        if s0 <= step <= s1:
+            return v0 if s1 == s0 else v0 + (v1 - v0) * (step - s0) / (s1 - s0)
+    return pts[-1][1]
+
+
+def range_verdict(values: Sequence[float | None], target: float) -> tuple[bool | None, str]:
+    """Is the speedup at least ``target``, judged on its spread over seeds? True when every seed's value is at or
+    above it, False when every seed's is below, None ("not established") when the seeds straddle it, when a seed
+    has no value, or with fewer than two seeds."""
+    xs = [v for v in values if v is not None]
+    if len(xs) != len(values) or not xs:
+        return None, "a seed never crossed: not established"
+    lo, hi = min(xs), max(xs)
+    if len(xs) < 2:
+        return None, f"{lo:.2f}x from one seed: no spread, not established"
+    if lo >= target:
+        return True, f"every seed at or above {target:g}x (range {lo:.2f}-{hi:.2f}x)"
+    if hi < target:
+        return False, f"every seed below {target:g}x (range {lo:.2f}-{hi:.2f}x)"
+    return None, f"seeds straddle {target:g}x (range {lo:.2f}-{hi:.2f}x): not established"

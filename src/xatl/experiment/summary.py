@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .evaluation import headline
 from .schema import Recipe, StudentRun
-from .speedup import final_loss, speedup, spread
+from .speedup import crossing, final_loss, range_verdict, speedup, speedup_curve, spread, value_at
 from .stages import DONE, read_json
 from .training import read_metrics, val_curve
 
@@ -30,16 +30,18 @@ def _eval(run_dir: Path, model: str) -> dict | None:
 
 
 def _run_entry(recipe: Recipe, run_dir: Path, run: StudentRun) -> dict:
-    d = run_dir / "students" / run.id
+    stage = f"sweep/{run.id}" if run.lr is not None else f"students/{run.id}"
+    d = run_dir / stage
     rows = read_metrics(d / run.train_subdir)
     curve = val_curve(rows)
     s = run.spec
     copies = s.copy.strip() != "none"
-    result = _result(run_dir, f"students/{run.id}")
+    result = _result(run_dir, stage)
     entry = {"id": run.id, "mixer": run.mixer, "student": s.name, "label": run.label, "group": s.group,
              "seed": run.seed, "copy": s.copy, "attention_layers": s.attention_layers, "freeze": s.freeze and copies,
-             "unfreeze": s.unfreeze if copies else "never", "lr": s.lr or recipe.train.lr,
+             "unfreeze": s.unfreeze if copies else "never", "lr": result.get("lr") or s.lr or recipe.train.lr,
              "curve": [list(p) for p in curve], "final_val_loss": final_loss(curve),
+             "flops_curve": flops_curve(rows), "max_steps": recipe.train_of(s).max_steps,
              "tokens": rows[-1].get("tokens") if rows else None, "wall": rows[-1].get("wall") if rows else None,
              "unfreeze_step": result.get("unfreeze_step"), "seconds": result.get("seconds"),
              "eval": _eval(run_dir, run.id), "healed": run.healed,
@@ -50,6 +52,43 @@ def _run_entry(recipe: Recipe, run_dir: Path, run: StudentRun) -> dict:
                      heal={"align_steps": plan.get("align_steps"), "lm_steps": plan.get("lm_steps"),
                            "settings": dict(s.heal or {})})
     return entry
+
+
+def flops_curve(rows: list[dict]) -> list[list[float]]:
+    """(step, cumulative training FLOPs) from the trainer's records (step 0: 0)."""
+    points = {0: 0.0}
+    for r in rows:
+        if isinstance(r.get("flops"), (int, float)):
+            points[int(r["step"])] = float(r["flops"])
+    return [[k, v] for k, v in sorted(points.items())] if len(points) > 1 else []
+
+
+def _compute(entry: dict, base: dict, donor_flops: float | None) -> dict:
+    """FLOPs each side spends to reach the crossing's target, and the end-to-end ratio that charges the donor's
+    pretraining to XATL (the paper's convention takes the donor as given: ratio of the students' FLOPs alone)."""
+    c = entry.get("crossing") or {}
+    x = value_at(entry.get("flops_curve") or [], c.get("xatl_steps"))
+    b = value_at(base.get("flops_curve") or [], c.get("scratch_steps"))
+    out = {"xatl_flops": x, "scratch_flops": b, "donor_flops": donor_flops,
+           "paper_ratio": b / x if x and b else None, "end_to_end_ratio": None}
+    if x is not None and b is not None and donor_flops:
+        out["end_to_end_ratio"] = b / (donor_flops + x)
+    return out
+
+
+def sweeps(recipe: Recipe, run_dir: Path) -> list[dict]:
+    """Per swept student and mixer: every rate's final validation loss and curve, and the rate the runs used."""
+    out = []
+    for spec in (s for s in recipe.students if s.lr_sweep):
+        for mixer in spec.mixers:
+            tried = [_run_entry(recipe, run_dir, r) for r in recipe.sweep_runs() if r.spec is spec and r.mixer == mixer]
+            finals = [(e["final_val_loss"] if e["final_val_loss"] is not None else math.inf, e["lr"]) for e in tried]
+            best = min(finals, key=lambda t: t[0])[1] if finals else None
+            out.append({"student": spec.name, "label": spec.label or spec.name, "mixer": mixer, "seed": spec.seeds[0],
+                        "best_lr": best, "edge": best in (min(spec.lr_sweep), max(spec.lr_sweep)),
+                        "runs": [{"lr": e["lr"], "final_val_loss": e["final_val_loss"], "curve": e["curve"]}
+                                 for e in tried]})
+    return out
 
 
 def _baseline_of(runs: dict, recipe: Recipe, entry: dict) -> dict | None:
@@ -70,6 +109,12 @@ def _main_rows(recipe: Recipe, runs: dict) -> dict:
             continue
         sp = [r["speedup"] for r in xs]
         x_loss, b_loss = spread([r["final_val_loss"] for r in xs]), spread([r["final_val_loss"] for r in bs])
+        longer = any(r.get("max_steps") != xs[0].get("max_steps") for r in bs)
+        if longer:                                # compare at equal steps: the baseline's curve at XATL's last step
+            at = xs[0]["curve"][-1][0] if xs[0]["curve"] else None
+            b_equal = spread([value_at(r["curve"], at) for r in bs])
+        else:
+            b_equal = b_loss
         x_zs = spread([(r["eval"] or {}).get("zero_shot_avg") for r in xs])
         b_zs = spread([(r["eval"] or {}).get("zero_shot_avg") for r in bs])
         noise = _difference_noise([(r["eval"] or {}).get("zero_shot_stderr") for r in xs],
@@ -77,16 +122,42 @@ def _main_rows(recipe: Recipe, runs: dict) -> dict:
         zero_shot, why = _higher(x_zs[0], b_zs[0], noise)
         checks = {"speedup": all(bool(s and s.get("reached") and (s["unbounded"] or s["speedup"] >= target))
                                  for s in sp),
-                  "lower_loss": _less(x_loss[0], b_loss[0]), "higher_zero_shot": zero_shot}
+                  "lower_loss": _less(x_loss[0], b_equal[0]), "higher_zero_shot": zero_shot}
         values = [s["speedup"] for s in sp if s and s.get("speedup") is not None]
+        cross = [r.get("crossing") or {} for r in xs]
+        measured = [c.get("speedup") if not c.get("unbounded") else math.inf for c in cross]
+        measured = [v if c.get("reached") else None for v, c in zip(measured, cross)]
+        crossed = any(c.get("reached") for c in cross)
+        cross_ok, cross_why = range_verdict(measured, target)
+        if crossed:                               # a longer baseline crossed: the measured speedup decides
+            checks["speedup"] = cross_ok
+        compute = [r.get("compute") or {} for r in xs]
         verdict = "no" if False in checks.values() else "yes" if all(checks.values()) else "undecided"
-        out[mixer] = {"xatl_final": x_loss, "scratch_final": b_loss, "xatl_zero_shot": x_zs, "scratch_zero_shot": b_zs,
+        out[mixer] = {"xatl_final": x_loss, "scratch_final": b_loss, "scratch_at_xatl_steps": b_equal,
+                      "baseline_longer": longer, "xatl_zero_shot": x_zs, "scratch_zero_shot": b_zs,
                       "speedups": [s["text"] if s else "no curve" for s in sp], "speedup_mean": spread(values),
                       "speedup_lower_bound": any(bool(s and s.get("lower_bound")) for s in sp),
                       "zero_shot_noise": noise, "seeds": len(xs), "checks": checks,
-                      "undecided": {"higher_zero_shot": why} if why else {}, "verdict": verdict,
-                      "meets_target": verdict == "yes"}
+                      "undecided": {k: v for k, v in (("higher_zero_shot", why),
+                                                      ("speedup", cross_why if crossed and cross_ok is None else None))
+                                    if v},
+                      "measured": crossed,
+                      "verdict": verdict, "meets_target": verdict == "yes",
+                      "crossings": [c.get("text") or "no curve" for c in cross],
+                      "crossing": spread([v for v in measured if v is not None and math.isfinite(v)]),
+                      "crossing_range": _range(measured),
+                      "crossing_verdict": (cross_ok, cross_why),
+                      "end_to_end": spread([c.get("end_to_end_ratio") for c in compute]),
+                      "end_to_end_range": _range([c.get("end_to_end_ratio") for c in compute]),
+                      "paper_flops_ratio": spread([c.get("paper_ratio") for c in compute]),
+                      "scratch_final_vs_xatl_final": beats([r["final_val_loss"] for r in xs],
+                                                           [r["final_val_loss"] for r in bs])}
     return out
+
+
+def _range(values: list) -> list | None:
+    xs = [v for v in values if v is not None and math.isfinite(v)]
+    return [min(xs), max(xs)] if xs else None
 
 
 def _metric(entry: dict, key: str):
@@ -141,6 +212,27 @@ def heal_rows(recipe: Recipe, runs: dict) -> list[dict]:
     return out
 
 
+def ablation_rows(recipe: Recipe, runs: dict) -> list[dict]:
+    """Per ablation student (groups transfer, hybrid, freeze) and mixer: its final validation loss against the
+    main XATL student's of the same mixer, judged on the seed spread (:func:`beats`): with one seed, or with
+    overlapping seed ranges, the difference is "not established"."""
+    main = recipe.report.main
+    out = []
+    for spec in (s for s in recipe.students if s.group in ("transfer", "hybrid", "freeze")):
+        for mixer in spec.mixers:
+            mine = [r["final_val_loss"] for r in runs.values() if r["student"] == spec.name and r["mixer"] == mixer]
+            ref = [r["final_val_loss"] for r in runs.values() if r["student"] == main and r["mixer"] == mixer]
+            if not mine or not ref:
+                continue
+            better, why = beats(mine, ref)
+            worse, why_worse = beats(ref, mine)
+            verdict = ("lower" if better else "higher" if worse else "not established")
+            out.append({"student": spec.name, "group": spec.group, "mixer": mixer, "loss": spread(mine),
+                        "main_loss": spread(ref), "verdict": verdict,
+                        "why": why if better or not worse else why_worse})
+    return out
+
+
 def _difference_noise(a: list, b: list) -> float | None:
     """Two standard errors of (mean of a) - (mean of b), from each run's standard error (None if unknown)."""
     if not a or not b or None in a or None in b:
@@ -171,11 +263,16 @@ def collect(recipe: Recipe, run_dir: str | Path) -> dict:
     tokens_per_step = t.micro_batch_size * t.grad_accum * recipe.data.block_size
     donor_rows = read_metrics(run_dir / "donor" / "train")
     runs = {r.id: _run_entry(recipe, run_dir, r) for r in recipe.runs()}
+    donor_flops = ((_result(run_dir, "donor").get("trainer") or {}).get("flops")
+                   if recipe.donor.source == "scratch" else None)
     for entry in runs.values():
         base = _baseline_of(runs, recipe, entry)
         entry["baseline"] = base["id"] if base else None
-        entry["speedup"] = (speedup(base["curve"], entry["curve"]).to_dict()
-                            if base and entry["student"] != recipe.report.baseline else None)
+        compared = base is not None and entry["student"] != recipe.report.baseline
+        entry["speedup"] = speedup(base["curve"], entry["curve"]).to_dict() if compared else None
+        entry["crossing"] = crossing(base["curve"], entry["curve"]).to_dict() if compared else None
+        entry["speedup_curve"] = speedup_curve(base["curve"], entry["curve"]) if compared else None
+        entry["compute"] = _compute(entry, base, donor_flops) if compared else None
     profile = _result(run_dir, "profile")
     try:
         profiles = json.loads(Path(profile["profile"]).read_text()) if profile.get("profile") else []
@@ -200,5 +297,6 @@ def collect(recipe: Recipe, run_dir: str | Path) -> dict:
         "donor": _result(run_dir, "donor") | {"curve": [list(p) for p in val_curve(donor_rows)],
                                                "eval": _eval(run_dir, "donor"), "source": recipe.donor.source},
         "runs": runs, "main": _main_rows(recipe, runs), "heal": heal_rows(recipe, runs), "profiles": profiles,
+        "sweeps": sweeps(recipe, run_dir), "ablations": ablation_rows(recipe, runs),
         "prompts": completions, "stage_seconds": stages,
     }
