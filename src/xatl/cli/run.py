@@ -29,8 +29,8 @@ EPILOG = """examples:
   xatl run --set train.max_steps=50 --set students[0].seeds=[0,1]
   xatl run --force students                  # redo every student (and what depends on them)
   xatl run --list                            # the embedded recipes
-stages for --force: tokenizer, data, donor, students, students/<mixer>-<name>-s<seed>, eval, eval/<model>,
-prompts, profile, all."""
+stages for --force: tokenizer, data, donor, sweep, sweep/<mixer>-<name>-lr<rate>-s<seed>, students,
+students/<mixer>-<name>-s<seed>, eval, eval/<model>, prompts, profile, all."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -341,8 +341,8 @@ def run_experiment(recipe: Recipe, out: str | os.PathLike = "runs", *, force=(),
                    progress: bool = True, command: str | None = None) -> Path:
     """Run every stage of ``recipe`` into ``out/<recipe.name>/`` (skipping what is done) -> the report's path.
 
-    force: stage names or prefixes to redo (``tokenizer``, ``data``, ``donor``, ``students``,
-    ``students/<id>``, ``eval``, ``prompts``, ``profile``, ``all``). trainer: see :mod:`xatl.experiment.training`.
+    force: stage names or prefixes to redo (``tokenizer``, ``data``, ``donor``, ``sweep``, ``sweep/<id>``,
+    ``students``, ``students/<id>``, ``eval``, ``prompts``, ``profile``, ``all``). trainer: see :mod:`xatl.experiment.training`.
     """
     from .report import write_report
 

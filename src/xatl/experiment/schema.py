@@ -4,7 +4,8 @@ what a recipe may say; :mod:`xatl.experiment.loader` reads YAML into these class
 A recipe describes a whole study: the tokenizer, the data, the donor (trained from scratch by the recipe, or a real
 one), the shared student training budget, the students (each a mixer x transfer set x freeze schedule x seeds),
 evaluation, the decode-cost profile and the report. Every student trains with the same ``train`` budget (steps,
-batch, sequence length), so every comparison is at equal tokens and steps by construction.
+batch, sequence length), so comparisons are at equal tokens and steps by construction, unless a student changes
+its own (``StudentSpec.train``: a baseline trained longer, so that the curves cross and the speedup is measured).
 """
 
 from __future__ import annotations
