@@ -38,9 +38,7 @@ __all__ = ["__version__", *_EXPORTS]
 __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 
 if not _os.environ.get("XATL_LAZY_IMPORT"):
-    # eager, as before: registers the student with the Auto classes, and binds ``xatl.transfer`` to the function
-    # (not the subpackage of the same name)
-    from .donors import COMPONENTS, DEFAULT_COPY, SUPPORTED_MODEL_TYPES, load_donor, load_tokenizer  # noqa: E402,F401
-    from .mixers import MIXERS  # noqa: E402,F401
-    from .models import XATLCache, XATLConfig, XATLForCausalLM, XATLModel  # noqa: E402,F401
-    from .transfer import TransferReport, convert, save_student, student_config, transfer  # noqa: E402,F401
+    # eager, as before: registers the student with the Auto classes (xatl.models comes first), and binds
+    # ``xatl.transfer`` to the function, not the subpackage of the same name
+    for _name in _EXPORTS:
+        __getattr__(_name)

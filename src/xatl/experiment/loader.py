@@ -239,8 +239,7 @@ def _validate_student(recipe: Recipe, s, path: str) -> None:
     if s.train:
         if "lr" in s.train:
             raise _Bad(f"{path}.train.lr", "set the student's lr (or lr_sweep) instead")
-        merged = {**dataclasses.asdict(recipe.train), **s.train,
-                  "options": {**recipe.train.options, **(s.train.get("options") or {})}}
+        merged = {**dataclasses.asdict(recipe.train), **recipe.train_changes(s)}
         _validate_train(from_dict(TrainSpec, merged, f"{path}.train"), f"{path}.train")
     if s.heal is not None:
         from .healing import check_heal_spec

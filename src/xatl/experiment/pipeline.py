@@ -155,25 +155,23 @@ class Study:
         return run.spec.lr or self.recipe.train.lr
 
     def best_lr(self, spec, mixer: str) -> float:
-        """The swept rate with the lowest final validation loss (ties: the first listed; NaN runs never win)."""
-        finals = []
-        for r in (r for r in self.recipe.sweep_runs() if r.spec is spec and r.mixer == mixer):
-            loss = self.markers[f"sweep/{r.id}"]["result"].get("final_val_loss")
-            finals.append((loss if isinstance(loss, (int, float)) and loss == loss else float("inf"), r.lr))
-        return min(finals, key=lambda t: t[0])[1]
+        """The swept rate with the lowest final validation loss (:func:`xatl.experiment.summary.best_rate`)."""
+        from .summary import best_rate
+
+        return best_rate([(self.markers[r.stage]["result"].get("final_val_loss"), r.lr)
+                          for r in self.recipe.sweep_runs() if r.spec is spec and r.mixer == mixer])
 
     def run_student(self, run: StudentRun) -> None:
         spec = run.spec
         copies = spec.copy.strip() != "none"
         lr = self.lr_of(run)
         budget = self.recipe.train_of(spec)
-        stage = f"sweep/{run.id}" if run.lr is not None else f"students/{run.id}"
         inputs = {"mixer": run.mixer, "seed": run.seed, "copy": spec.copy, "attention_layers": spec.attention_layers,
                   "mixer_options": spec.mixer_options, "freeze": spec.freeze and copies,
                   "unfreeze": spec.unfreeze if copies else "never", "lr": lr, "train": asdict(budget),
                   "donor": self.token("donor"), "data": self.token("data")}
         # the main run at the sweep's seed and best rate is that sweep run: reuse it instead of training it again
-        twin = (f"sweep/{StudentRun(spec, run.mixer, run.seed, lr=lr).id}"
+        twin = (StudentRun(spec, run.mixer, run.seed, lr=lr).stage
                 if run.lr is None and spec.lr_sweep and run.seed == spec.seeds[0] else None)
         if run.healed:
             inputs.update(heal=spec.heal, copy="all", freeze=None, unfreeze=None, lr=None)
@@ -210,7 +208,7 @@ class Study:
 
         if twin is not None:
             inputs["reuses"] = self.token(twin)
-        self.markers[stage] = self.runner.run(stage, inputs, heal_work if run.healed else work)
+        self.markers[run.stage] = self.runner.run(run.stage, inputs, heal_work if run.healed else work)
 
     def run_eval(self, model: str) -> None:
         """Evaluate ``donor`` or a student id (relative to the donor's results)."""
@@ -233,16 +231,19 @@ class Study:
         self.markers[f"eval/{model}"] = self.runner.run(f"eval/{model}", inputs, work)
 
     def run_prompts(self) -> None:
-        models = self.prompted_models()
-        inputs = {"prompts": asdict(self.recipe.prompts), "models": {k: self.token(v) for k, v in models.items()}}
+        self._over_models("prompts", self.recipe.prompts, self.prompted_models(), complete_prompts)
+
+    def _over_models(self, name: str, settings, models: dict[str, str], measure) -> None:
+        """Stage ``name``: ``measure(paths, settings, device, progress)`` over ``models`` ({label: stage}), its
+        result written to ``name.json``; redone when the settings or any of the models change."""
+        inputs = {name: asdict(settings), "models": {k: self.token(v) for k, v in models.items()}}
 
         def work(d: Path) -> dict:
             paths = {label: self.markers[stage]["result"]["path"] for label, stage in models.items()}
-            completions = complete_prompts(paths, self.recipe.prompts, device=self.device, progress=self.progress)
-            atomic_write_json(d / "prompts.json", completions)
-            return {"prompts": str(d / "prompts.json")}
+            atomic_write_json(d / f"{name}.json", measure(paths, settings, device=self.device, progress=self.progress))
+            return {name: str(d / f"{name}.json")}
 
-        self.markers["prompts"] = self.runner.run("prompts", inputs, work)
+        self.markers[name] = self.runner.run(name, inputs, work)
 
     def prompted_models(self) -> dict[str, str]:
         """{label: stage} of the models that continue the prompts: the donor and the first seed of every
@@ -250,20 +251,11 @@ class Study:
         out = {"donor": "donor"}
         for run in self.recipe.runs():
             if run.seed == run.spec.seeds[0]:
-                out[f"{run.mixer} {run.label}"] = f"students/{run.id}"
+                out[f"{run.mixer} {run.label}"] = run.stage
         return out
 
     def run_profile(self) -> None:
-        models = self.profiled_models()
-        inputs = {"profile": asdict(self.recipe.profile), "models": {k: self.token(v) for k, v in models.items()}}
-
-        def work(d: Path) -> dict:
-            paths = {label: self.markers[stage]["result"]["path"] for label, stage in models.items()}
-            profiles = profile_models(paths, self.recipe.profile, device=self.device, progress=self.progress)
-            atomic_write_json(d / "profile.json", profiles)
-            return {"profile": str(d / "profile.json")}
-
-        self.markers["profile"] = self.runner.run("profile", inputs, work)
+        self._over_models("profile", self.recipe.profile, self.profiled_models(), profile_models)
 
     def profiled_models(self) -> dict[str, str]:
         """{label: stage} of the models whose decode cost is measured: the donor, and the first seed of each
@@ -277,7 +269,7 @@ class Study:
             first = run.seed == run.spec.seeds[0]
             if first and (run.spec is main or run.spec.attention_layers) and arch not in seen:
                 seen.add(arch)
-                out[f"{run.mixer} {run.label}"] = f"students/{run.id}"
+                out[f"{run.mixer} {run.label}"] = run.stage
         return out
 
     # ------------------------------------------------------------------------------------------------ helpers

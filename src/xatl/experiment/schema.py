@@ -235,13 +235,16 @@ class Recipe:
         """The learning-rate sweep: one run per swept student, mixer and learning rate, at the student's first seed."""
         return [StudentRun(s, m, s.seeds[0], lr=lr) for s in self.students for m in s.mixers for lr in s.lr_sweep]
 
+    def train_changes(self, spec: StudentSpec) -> dict:
+        """The student's changes to ``train`` as TrainSpec fields, its ``options`` merged into the recipe's."""
+        if not spec.train:
+            return {}
+        return {**spec.train, "options": {**self.train.options, **(spec.train.get("options") or {})}}
+
     def train_of(self, spec: StudentSpec) -> TrainSpec:
         """The budget ``spec`` trains with: the recipe's ``train`` with the student's own changes."""
-        if not spec.train:
-            return self.train
-        changes = dict(spec.train)
-        changes["options"] = {**self.train.options, **changes.get("options", {})}
-        return dataclasses.replace(self.train, **changes)
+        changes = self.train_changes(spec)
+        return dataclasses.replace(self.train, **changes) if changes else self.train
 
 
 @dataclass
@@ -258,6 +261,11 @@ class StudentRun:
     def id(self) -> str:
         rate = f"-lr{self.lr:g}" if self.lr is not None else ""
         return f"{self.mixer}-{self.spec.name}{rate}-s{self.seed}"
+
+    @property
+    def stage(self) -> str:
+        """The study stage (and directory under the run) that trains it: ``sweep/<id>`` or ``students/<id>``."""
+        return f"{'sweep' if self.lr is not None else 'students'}/{self.id}"
 
     @property
     def label(self) -> str:

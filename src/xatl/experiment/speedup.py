@@ -93,16 +93,10 @@ def steps_to_reach(curve: Curve, target: float) -> Reach:
 def speedup(scratch: Curve, xatl: Curve) -> Speedup:
     """The speedup of the ``xatl`` curve over the ``scratch`` curve (see the module docstring for the rule)."""
     points = clean(scratch)
-    if not points or not clean(xatl):
-        return Speedup(None, None, None, None)
-    target = points[-1][1]
-    base = steps_to_reach(points, target).steps
-    reach = steps_to_reach(xatl, target)
-    if reach.steps is None:
-        return Speedup(target, base, None, None)
-    if reach.steps <= 0:
-        return Speedup(target, base, 0.0, math.inf, lower_bound=True)
-    return Speedup(target, base, reach.steps, base / reach.steps, lower_bound=reach.bound)
+    sp = crossing(points, xatl, target=points[-1][1] if points else None)
+    if sp.value is not None and math.isinf(sp.value):
+        sp.lower_bound = True                 # below the target at step 0: the rule calls that a bound
+    return sp
 
 
 def final_loss(curve: Curve) -> float | None:

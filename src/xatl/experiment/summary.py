@@ -30,13 +30,11 @@ def _eval(run_dir: Path, model: str) -> dict | None:
 
 
 def _run_entry(recipe: Recipe, run_dir: Path, run: StudentRun) -> dict:
-    stage = f"sweep/{run.id}" if run.lr is not None else f"students/{run.id}"
-    d = run_dir / stage
-    rows = read_metrics(d / run.train_subdir)
+    rows = read_metrics(run_dir / run.stage / run.train_subdir)
     curve = val_curve(rows)
     s = run.spec
     copies = s.copy.strip() != "none"
-    result = _result(run_dir, stage)
+    result = _result(run_dir, run.stage)
     entry = {"id": run.id, "mixer": run.mixer, "student": s.name, "label": run.label, "group": s.group,
              "seed": run.seed, "copy": s.copy, "attention_layers": s.attention_layers, "freeze": s.freeze and copies,
              "unfreeze": s.unfreeze if copies else "never", "lr": result.get("lr") or s.lr or recipe.train.lr,
@@ -76,14 +74,20 @@ def _compute(entry: dict, base: dict, donor_flops: float | None) -> dict:
     return out
 
 
+def best_rate(finals: list[tuple[float | None, float]]) -> float | None:
+    """The learning rate of the lowest final validation loss among (loss, rate) pairs; a run without a finite
+    loss never wins, and ties go to the first listed (None: no pairs)."""
+    scored = [(loss if isinstance(loss, (int, float)) and math.isfinite(loss) else math.inf, lr) for loss, lr in finals]
+    return min(scored, key=lambda t: t[0])[1] if scored else None
+
+
 def sweeps(recipe: Recipe, run_dir: Path) -> list[dict]:
     """Per swept student and mixer: every rate's final validation loss and curve, and the rate the runs used."""
     out = []
     for spec in (s for s in recipe.students if s.lr_sweep):
         for mixer in spec.mixers:
             tried = [_run_entry(recipe, run_dir, r) for r in recipe.sweep_runs() if r.spec is spec and r.mixer == mixer]
-            finals = [(e["final_val_loss"] if e["final_val_loss"] is not None else math.inf, e["lr"]) for e in tried]
-            best = min(finals, key=lambda t: t[0])[1] if finals else None
+            best = best_rate([(e["final_val_loss"], e["lr"]) for e in tried])
             out.append({"student": spec.name, "label": spec.label or spec.name, "mixer": mixer, "seed": spec.seeds[0],
                         "best_lr": best, "edge": best in (min(spec.lr_sweep), max(spec.lr_sweep)),
                         "runs": [{"lr": e["lr"], "final_val_loss": e["final_val_loss"], "curve": e["curve"]}
@@ -125,8 +129,7 @@ def _main_rows(recipe: Recipe, runs: dict) -> dict:
                   "lower_loss": _less(x_loss[0], b_equal[0]), "higher_zero_shot": zero_shot}
         values = [s["speedup"] for s in sp if s and s.get("speedup") is not None]
         cross = [r.get("crossing") or {} for r in xs]
-        measured = [c.get("speedup") if not c.get("unbounded") else math.inf for c in cross]
-        measured = [v if c.get("reached") else None for v, c in zip(measured, cross)]
+        measured = [math.inf if c.get("unbounded") else c.get("speedup") for c in cross]   # None: not reached
         crossed = any(c.get("reached") for c in cross)
         cross_ok, cross_why = range_verdict(measured, target)
         if crossed:                               # a longer baseline crossed: the measured speedup decides
@@ -224,12 +227,10 @@ def ablation_rows(recipe: Recipe, runs: dict) -> list[dict]:
             ref = [r["final_val_loss"] for r in runs.values() if r["student"] == main and r["mixer"] == mixer]
             if not mine or not ref:
                 continue
-            better, why = beats(mine, ref)
-            worse, why_worse = beats(ref, mine)
-            verdict = ("lower" if better else "higher" if worse else "not established")
+            better, why = beats(mine, ref)       # False: the other way round, beyond the spread
+            verdict = {True: "lower", False: "higher", None: "not established"}[better]
             out.append({"student": spec.name, "group": spec.group, "mixer": mixer, "loss": spread(mine),
-                        "main_loss": spread(ref), "verdict": verdict,
-                        "why": why if better or not worse else why_worse})
+                        "main_loss": spread(ref), "verdict": verdict, "why": why})
     return out
 
 
