@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import typing
-from dataclasses import MISSING
 
 from .convert import _layers, _option
 
@@ -26,52 +24,24 @@ On a 2-core CPU, SmolLM2-135M heals at about 100 tokens/s in stage 1 and 40 in s
 45k + 18k tokens. See docs/heal.md."""
 
 
-def _optional_number(kind):
-    def parse(text: str):
-        if text.lower() in ("none", "auto", ""):
-            return None
-        try:
-            return kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number or none, got {text!r}") from None
-    return parse
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..heal.config import HealConfig, heal_fields
+    """Every ``HealConfig`` field as a flag (help, default and range from the dataclass)."""
+    from ..heal.config import HealConfig
+    from .flags import add_flags
 
-    hints = typing.get_type_hints(HealConfig)
-    for f in heal_fields():
-        meta = f.metadata
-        flag = meta.get("flag", "--" + f.name.replace("_", "-"))
-        default = None if f.default is MISSING and f.default_factory is MISSING else (
-            f.default if f.default is not MISSING else f.default_factory())
-        kw: dict = {"dest": f.name, "help": meta["help"] + ("" if meta.get("required") else f" (default: {default})")}
-        hint = hints[f.name]
-        if f.name == "attention_layers":
-            kw.update(type=_layers, default=default, metavar="I,J")
-        elif f.name == "mixer_options":
-            flag = "--mixer-option"
-            kw.update(type=_option, action="append", default=[], metavar="KEY=VALUE")
-        elif f.name == "data":
-            kw.update(nargs="+", default=default, metavar="SOURCE")
-        elif hint is bool:
-            kw.update(action="store_true", default=default)
-        elif meta.get("required"):
-            kw.update(required=True)
-        else:
-            base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
-            kw.update(type=_optional_number(base) if type(None) in typing.get_args(hint) else base, default=default)
-            if "choices" in meta:
-                kw["choices"] = meta["choices"]
-        p.add_argument(flag, **kw)
+    add_flags(p, HealConfig, overrides={
+        "attention_layers": dict(type=_layers, metavar="I,J"),
+        "mixer_options": dict(flag="--mixer-option", type=_option, action="append", default=[],
+                              metavar="KEY=VALUE"),
+        "data": dict(nargs="+", metavar="SOURCE")})
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def config_from_args(args: argparse.Namespace):
-    from ..heal.config import HealConfig, heal_fields
+    from ..heal.config import HealConfig
+    from .flags import flag_values
 
-    values = {f.name: getattr(args, f.name) for f in heal_fields()}
+    values = flag_values(args, HealConfig)
     values["mixer_options"] = dict(values["mixer_options"] or [])
     return HealConfig(**values)
 

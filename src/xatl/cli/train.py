@@ -24,70 +24,21 @@ saved with datasets' save_to_disk (ready input_ids blocks). Unfreeze schedules: 
 lit:threshold=T,patience=P[,window=W]. See docs/training.md."""
 
 
-def _bool_or_auto(text: str):
-    t = text.lower()
-    if t in ("auto",):
-        return "auto"
-    if t in ("on", "true", "yes", "1"):
-        return True
-    if t in ("off", "false", "no", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected auto, on or off; got {text!r}")
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("what to train")
-    g.add_argument("--model", required=True, help="student directory (from xatl convert) or HF causal-LM directory")
-    g.add_argument("--data", nargs="+", default=["default"], metavar="SOURCE",
-                   help="corpus names, files/directories, or a save_to_disk directory of input_ids blocks "
-                        "(default: default = wiki + sotu + pydoc)")
-    g.add_argument("--out", required=True, help="run directory (metrics, checkpoints, final model)")
-    g.add_argument("--block-size", type=int, default=512, help="tokens per training block (default 512)")
-    g.add_argument("--max-documents", type=int, default=None, help="use only the first N documents per source")
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--steps", type=int, default=1000, help="LM training steps (default 1000)")
-    g.add_argument("--batch-size", type=int, default=8, help="blocks per micro-batch per process (default 8)")
-    g.add_argument("--grad-accum", type=int, default=1, help="micro-batches per step per process (default 1)")
-    g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of fresh weights (default 1e-3)")
-    g.add_argument("--min-lr", type=float, default=0.1, help="final LR as a fraction of the peak (default 0.1)")
-    g.add_argument("--warmup-steps", type=int, default=None, help="LR warm-up (default min(100, steps/10))")
-    g.add_argument("--weight-decay", type=float, default=0.1)
-    g.add_argument("--clip", type=float, default=1.0, help="gradient clipping norm (0: off)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--bf16", type=_bool_or_auto, default="auto", help="bf16 autocast: auto (CUDA with bf16), on, off")
-    g = p.add_argument_group("freezing (the paper's recipe)")
-    g.add_argument("--freeze", choices=["copied", "none"], default="copied",
-                   help="copied: weights copied from the donor start frozen (default); none: train everything")
-    g.add_argument("--unfreeze", default="lit:threshold=0.01,patience=1",
-                   help="never | step:N | lit:threshold=T,patience=P[,window=W] (the paper's rule) | lit-consecutive:... "
-                   "(xatl's earlier variant) (default lit:threshold=0.01,patience=1)")
-    g.add_argument("--unfreeze-lr", type=float, default=None, help="peak LR of the copied weights (default: --lr, "
-                   "as the paper; lr/10 with lit-consecutive)")
-    g.add_argument("--unfreeze-warmup-steps", type=int, default=None, help="their ramp up to the main schedule "
-                   "(default: the paper's 2k of 145k steps, max-steps/72.5; the LM warm-up with lit-consecutive)")
-    g = p.add_argument_group("beyond the paper")
-    g.add_argument("--donor", default=None, help="donor model for --align-steps/--kd-weight (default: the one "
-                   "recorded in the transfer report)")
-    g.add_argument("--align-steps", type=int, default=0, help="attention-alignment steps before LM training")
-    g.add_argument("--align-lr", type=float, default=1e-3)
-    g.add_argument("--kd-weight", type=float, default=0.0, help="weight of distillation from the donor's logits")
-    g.add_argument("--kd-temperature", type=float, default=2.0)
-    g.add_argument("--lora-rank", type=int, default=0, help="LoRA on the copied weights instead of unfreezing them")
-    g.add_argument("--lora-alpha", type=float, default=None)
-    g = p.add_argument_group("outputs")
-    g.add_argument("--eval-every", type=int, default=100)
-    g.add_argument("--eval-batches", type=int, default=20)
-    g.add_argument("--save-every", type=int, default=500)
-    g.add_argument("--keep-last", type=int, default=3)
-    g.add_argument("--log-every", type=int, default=10)
-    g.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard events")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar and summary")
-    r = g.add_mutually_exclusive_group()
-    r.add_argument("--resume", dest="resume", action="store_const", const=True, default="auto",
-                   help="resume from the latest checkpoint in --out (default: when there is one)")
-    r.add_argument("--no-resume", dest="resume", action="store_const", const=False,
-                   help="start fresh (refused if --out holds a run, unless --overwrite)")
-    g.add_argument("--overwrite", action="store_true", help="with --no-resume: replace the run in --out")
+    """Every ``TrainConfig`` field as a flag (help, default and range from the dataclass), with the data flags
+    from ``DataConfig``."""
+    from ..data.config import DataConfig
+    from ..train.config import GROUPS, WHAT, TrainConfig
+    from .flags import add_flags
+
+    groups = {name: p.add_argument_group(name) for name in GROUPS}
+    add_flags(p, DataConfig, only=DATA_FLAGS, group=WHAT, groups=groups,
+              overrides={"sources": {"flag": "--data", "metavar": "SOURCE"}})
+    add_flags(p, TrainConfig, groups=groups)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar and summary")
+
+
+DATA_FLAGS = ("sources", "block_size", "max_documents")
 
 
 def saved_dataset(sources: list[str]):
@@ -104,24 +55,13 @@ def saved_dataset(sources: list[str]):
 
 def config_from_args(args: argparse.Namespace):
     """(TrainConfig, ready dataset or None) from the parsed flags."""
-    from ..data import DataConfig
-    from ..train import AlignConfig, KDConfig, LoRAConfig, TrainConfig
+    from ..data.config import DataConfig
+    from ..train.config import TrainConfig
+    from .flags import flag_values
 
-    dataset = saved_dataset(args.data)
-    data = None if dataset is not None else DataConfig(sources=args.data, block_size=args.block_size,
-                                                       max_documents=args.max_documents)
-    cfg = TrainConfig(
-        model=args.model, out_dir=args.out, data=data, donor=args.donor, max_steps=args.steps,
-        micro_batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr, min_lr=args.min_lr,
-        warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, clip=args.clip, freeze=args.freeze,
-        unfreeze=args.unfreeze, unfreeze_lr=args.unfreeze_lr, unfreeze_warmup_steps=args.unfreeze_warmup_steps,
-        align=AlignConfig(steps=args.align_steps, lr=args.align_lr),
-        kd=KDConfig(weight=args.kd_weight, temperature=args.kd_temperature),
-        lora=LoRAConfig(rank=args.lora_rank, alpha=args.lora_alpha),
-        eval_every=args.eval_every, eval_batches=args.eval_batches, save_every=args.save_every,
-        keep_last=args.keep_last, log_every=args.log_every, tensorboard=not args.no_tensorboard, bf16=args.bf16,
-        seed=args.seed, resume=args.resume, overwrite=args.overwrite)
-    return cfg, dataset
+    dataset = saved_dataset(args.sources)
+    data = None if dataset is not None else DataConfig(**flag_values(args, DataConfig, only=DATA_FLAGS))
+    return TrainConfig(**flag_values(args, TrainConfig), data=data), dataset
 
 
 def run(args: argparse.Namespace) -> int:

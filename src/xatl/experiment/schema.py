@@ -1,4 +1,5 @@
-"""The recipe schema: one dataclass per section, each field documented. This file is the single source of truth of
+"""The recipe schema: one dataclass per section, each field documented and its range stated beside it (metadata,
+:mod:`xatl.utils.settings`). This file is the single source of truth of
 what a recipe may say; :mod:`xatl.experiment.loader` reads YAML into these classes and refuses anything else.
 
 A recipe describes a whole study: the tokenizer, the data, the donor (trained from scratch by the recipe, or a real
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+
+from ..utils.settings import setting
 
 GROUPS = ("main", "heal", "transfer", "hybrid", "freeze", "extra")
 """Report sections a student can belong to: ``main`` (XATL vs scratch per mixer), ``heal`` (students healed with
@@ -27,9 +30,9 @@ class TokenizerSpec:
     source: str = "train"
     """``train``: a byte-level BPE trained on the recipe's training documents (for a from-scratch donor);
     ``donor``: the real donor's own tokenizer."""
-    vocab_size: int = 4096
+    vocab_size: int = setting(4096, min=260)
     """Vocabulary of a trained tokenizer (specials and the 256 byte symbols included)."""
-    max_documents: int | None = None
+    max_documents: int | None = setting(None, min=1)
     """Train the tokenizer on at most this many training documents (None: all)."""
 
 
@@ -39,13 +42,13 @@ class DataSpec:
 
     sources: list[str] = field(default_factory=lambda: ["default"])
     """Corpus names (``wiki``, ``sotu``, ``pydoc``; ``default`` = all three) or paths, mixed in this order."""
-    block_size: int = 128
+    block_size: int = setting(128, min=2)
     """Tokens per training sequence."""
     val_fraction: float = 0.01
     """Fraction of whole documents held out for validation (never trained on)."""
-    val_documents: int | None = None
+    val_documents: int | None = setting(None, min=1)
     """Hold out exactly this many documents instead of ``val_fraction``."""
-    max_documents: int | None = None
+    max_documents: int | None = setting(None, min=1)
     """Use only the first N documents of each source (quick runs, tests)."""
 
 
@@ -53,34 +56,35 @@ class DataSpec:
 class ArchitectureSpec:
     """The Llama-style architecture of a donor trained from scratch (a ``transformers.LlamaConfig``)."""
 
-    hidden_size: int = 192
-    num_hidden_layers: int = 4
-    num_attention_heads: int = 6
-    num_key_value_heads: int | None = None
+    hidden_size: int = setting(192, min=1)
+    num_hidden_layers: int = setting(4, min=1)
+    num_attention_heads: int = setting(6, min=1)
+    num_key_value_heads: int | None = setting(None, min=1)
     """None: as many as ``num_attention_heads`` (no grouped-query attention)."""
-    intermediate_size: int = 512
-    max_position_embeddings: int = 2048
-    rope_theta: float = 10000.0
+    intermediate_size: int = setting(512, min=1)
+    max_position_embeddings: int = setting(2048, min=2)
+    rope_theta: float = setting(10000.0, above=0)
     tie_word_embeddings: bool = True
-    initializer_range: float = 0.02
+    initializer_range: float = setting(0.02, above=0)
 
 
 @dataclass
 class TrainSpec:
     """A training budget and optimiser settings (the fields of :class:`xatl.train.TrainConfig` a recipe sets)."""
 
-    max_steps: int = 100
+    max_steps: int = setting(100, min=1)
     """Optimizer steps. Tokens = max_steps * micro_batch_size * grad_accum * data.block_size."""
-    micro_batch_size: int = 16
+    micro_batch_size: int = setting(16, min=1)
     """Sequences per forward pass."""
-    grad_accum: int = 1
+    grad_accum: int = setting(1, min=1)
     """Forward passes per optimizer step."""
-    lr: float = 3e-3
+    lr: float = setting(3e-3, above=0)
     """Peak learning rate (AdamW, cosine decay after warm-up)."""
-    warmup_steps: int = 10
-    eval_every: int = 10
+    warmup_steps: int = setting(10, min=0)
+    """Linear learning-rate warm-up steps."""
+    eval_every: int = setting(10, min=1)
     """Steps between validation-loss evaluations (the points of the loss curves and of the speedup)."""
-    eval_batches: int = 8
+    eval_batches: int = setting(8, min=1)
     """Validation batches per evaluation (the same batches every time)."""
     options: dict = field(default_factory=dict)
     """Further :class:`xatl.train.TrainConfig` fields, passed as they are (checked by the trainer)."""
@@ -121,7 +125,7 @@ class StudentSpec:
     unfreeze: str = "never"
     """When frozen weights join training: ``never``, ``step:N`` or ``lit:threshold=T,patience=P`` (the paper's
     Loss Improvement Threshold)."""
-    lr: float | None = None
+    lr: float | None = setting(None, above=0)
     """Peak learning rate of this student (None: ``train.lr``). Steps and batch are shared by every student."""
     lr_sweep: list[float] = field(default_factory=list)
     """Peak learning rates tried, at the first seed, in a sweep stage before the main runs; every seed then trains
@@ -152,16 +156,16 @@ class EvalSpec:
     tasks: list[str] = field(default_factory=lambda: ["ppl", "piqa", "arc_easy", "hellaswag"])
     """Tasks of the suite: ppl (held-out perplexity), lambada, hellaswag, piqa, arc_easy, arc_challenge,
     winogrande."""
-    limit: int | None = 200
+    limit: int | None = setting(200, min=1)
     """The first N documents of each zero-shot task (None: all)."""
-    ppl_documents: int | None = 60
+    ppl_documents: int | None = setting(60, min=1)
     """Held-out validation documents scored for ppl (None: all)."""
     suite_students: list[str] | None = None
     """Students (by name) scored on the zero-shot tasks; the others get ``ppl`` only (None: every student; the
     donor always is). Zero-shot scoring dominates evaluation time on a CPU."""
-    ppl_window: int | None = None
+    ppl_window: int | None = setting(None, min=2)
     """Tokens per held-out window (None: ``data.block_size``, the context the students were trained at)."""
-    batch_size: int = 16
+    batch_size: int = setting(16, min=1)
 
 
 @dataclass
@@ -171,9 +175,9 @@ class ProfileSpec:
     enabled: bool = True
     contexts: list[int] = field(default_factory=lambda: [128, 512, 2048])
     """Context lengths at which decoding is timed."""
-    decode_steps: int = 8
-    warmup_steps: int = 2
-    prefill_chunk: int = 512
+    decode_steps: int = setting(8, min=1)
+    warmup_steps: int = setting(2, min=0)
+    prefill_chunk: int = setting(512, min=1)
 
 
 @dataclass
@@ -185,7 +189,7 @@ class PromptSpec:
     texts: list[str] = field(default_factory=lambda: [
         "The capital of France is", "Water boils at a temperature of", "The first President of the United States",
         "In Python, a list comprehension", "Photosynthesis is the process by which"])
-    max_new_tokens: int = 20
+    max_new_tokens: int = setting(20, min=1)
 
 
 @dataclass
@@ -196,7 +200,7 @@ class ReportSpec:
     """The student that stands for XATL in the headline comparison."""
     baseline: str = "scratch"
     """The from-scratch student every other student is compared with (same mixer, same seed)."""
-    target_speedup: float = 2.5
+    target_speedup: float = setting(2.5, min=1.0)
     """The speedup the headline comparison is held against (the paper's 2.5x)."""
 
 

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TrainingError
@@ -32,30 +32,29 @@ FINAL = "final"
 
 @dataclass
 class TrainJob:
-    """One training run, as the experiment describes it to a trainer."""
+    """One training run, as the experiment describes it to a trainer: a partial :class:`xatl.train.TrainConfig`
+    (``config``, whose keys are its field names) and where to run. A trainer reads the settings it needs as
+    attributes, under the TrainConfig names (``job.max_steps``, ``job.lr``, ``job.unfreeze``...)."""
 
-    model: str
-    """Model directory to start from (a converted student or a freshly initialised donor)."""
-    out_dir: str
-    """Where ``metrics.jsonl``, checkpoints and ``final/`` go."""
-    max_steps: int
-    micro_batch_size: int
-    grad_accum: int
-    lr: float
-    warmup_steps: int
-    eval_every: int
-    eval_batches: int
-    seed: int = 0
-    freeze: bool = False
-    """Freeze the copied weights (named by the model's transfer report) at the start."""
-    unfreeze: str = "never"
-    """``never`` | ``step:N`` | ``lit:threshold=T,patience=P``."""
+    config: dict
+    """TrainConfig fields: ``model`` (a converted student or a freshly initialised donor), ``out_dir`` (where
+    ``metrics.jsonl``, checkpoints and ``final/`` go), the recipe's budget and options, ``seed``, ``freeze``
+    (``copied`` or ``none``) and ``unfreeze``."""
     device: str = "auto"
     """Where the recipe asks models to run (a trainer may pick its own, e.g. through ``accelerate``)."""
-    options: dict = field(default_factory=dict)
-    """Further TrainConfig fields from the recipe."""
     progress: bool = True
     """Show a progress bar."""
+
+    @property
+    def freeze(self) -> bool:
+        """Whether the copied weights (named by the model's transfer report) start frozen."""
+        return self.config.get("freeze", "none") == "copied"
+
+    def __getattr__(self, name: str):
+        config = self.__dict__.get("config") or {}
+        if name in config:
+            return config[name]
+        raise AttributeError(f"TrainJob has no setting {name!r} (its config holds: {', '.join(config)})")
 
 
 def default_trainer(job: TrainJob, dataset) -> dict:
@@ -63,17 +62,12 @@ def default_trainer(job: TrainJob, dataset) -> dict:
     (``resume="auto"``). The device is the one ``accelerate`` picks (CUDA when available)."""
     from ..train import TrainConfig, train
 
-    kwargs = dict(model=job.model, out_dir=job.out_dir, max_steps=job.max_steps,
-                  micro_batch_size=job.micro_batch_size, grad_accum=job.grad_accum, lr=job.lr,
-                  warmup_steps=job.warmup_steps, eval_every=job.eval_every, eval_batches=job.eval_batches,
-                  seed=job.seed, freeze="copied" if job.freeze else "none", unfreeze=job.unfreeze, resume="auto")
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(job.options) - names)
+    unknown = sorted(set(job.config) - names)
     if unknown:
         raise TrainingError(f"train.options: unknown TrainConfig field(s) {', '.join(unknown)}; valid: "
-                            f"{', '.join(sorted(names - set(kwargs)))}")
-    kwargs.update(job.options)
-    result = train(TrainConfig(**kwargs), dataset=dataset, progress=job.progress)
+                            f"{', '.join(sorted(names))}")
+    result = train(TrainConfig(**{"resume": "auto", **job.config}), dataset=dataset, progress=job.progress)
     return _as_dict(result)
 
 

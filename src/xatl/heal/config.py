@@ -1,24 +1,24 @@
 """The settings of ``xatl heal``: one dataclass, one source of truth (the command's flags are generated from it).
 
-Each field carries its help text as metadata; ``xatl heal --help`` shows it with the default taken from here.
+Each field carries its help text and its range as metadata (:mod:`xatl.utils.settings`); ``xatl heal --help``
+shows it with the default taken from here (:mod:`xatl.cli.flags`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass
 
 from ..errors import ConfigError
+from ..utils.settings import check_ranges, setting
 from .budget import Budget
 
 STAGE2 = ("lora", "unfreeze", "frozen")
 
 
 def _f(default, help: str, **kw):
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
-    return field(default=default, metadata={"help": help, **kw})
+    return setting(default, help=help, **kw)
 
 
 @dataclass
@@ -38,25 +38,25 @@ class HealConfig:
     mixer_options: dict = _f({}, "options of the mixer as KEY=VALUE, e.g. window=64")
     budget: str = _f("15m", "how much healing: wall-clock (15m, 90s, 1h), optimizer steps (400steps) or tokens "
                      "(1.5Mtok)")
-    align_fraction: float = _f(0.5, "share of the budget spent on stage 1 (attention transfer), in [0, 1)")
+    align_fraction: float = _f(0.5, "share of the budget spent on stage 1 (attention transfer), in [0, 1)", min=0, below=1)
     data: list = _f(["default"], "training corpora (wiki, sotu, pydoc, default) or files")
-    block_size: int = _f(256, "tokens per training block")
+    block_size: int = _f(256, "tokens per training block", min=2, whole=True)
     max_documents: int | None = _f(None, "use only the first N documents of each source")
-    micro_batch_size: int = _f(4, "blocks per forward/backward pass")
-    grad_accum: int = _f(1, "micro-batches per optimizer step")
-    align_lr: float = _f(1e-2, "peak learning rate of stage 1 (the new mixer parameters)")
-    lr: float = _f(1e-3, "peak learning rate of stage 2 for the new (non-copied) parameters")
+    micro_batch_size: int = _f(4, "blocks per forward/backward pass", min=1, whole=True)
+    grad_accum: int = _f(1, "micro-batches per optimizer step", min=1, whole=True)
+    align_lr: float = _f(1e-2, "peak learning rate of stage 1 (the new mixer parameters)", above=0)
+    lr: float = _f(1e-3, "peak learning rate of stage 2 for the new (non-copied) parameters", above=0)
     copied_lr: float | None = _f(None, "peak learning rate of stage 2 for the LoRA adapters / unfrozen copied "
-                                 "weights (None: lr with LoRA, lr/10 when unfreezing)")
-    kd_weight: float = _f(0.5, "weight of distillation from the donor's logits in stage 2 (rest: LM loss)")
-    kd_temperature: float = _f(1.0, "distillation temperature")
+                                 "weights (None: lr with LoRA, lr/10 when unfreezing)", min=0)
+    kd_weight: float = _f(0.5, "weight of distillation from the donor's logits in stage 2 (rest: LM loss)", min=0, max=1)
+    kd_temperature: float = _f(1.0, "distillation temperature", above=0)
     stage2: str = _f("lora", "what the copied weights do in stage 2: lora (adapters on them), unfreeze (train "
                      "them) or frozen", choices=STAGE2)
     lora_rank: int = _f(8, "LoRA rank for stage2=lora")
-    eval_every: int = _f(10, "validation every N steps (and at step 0 and the end)")
-    eval_batches: int = _f(4, "micro-batches of the validation split per evaluation")
-    eval_documents: int = _f(40, "held-out documents for the final perplexity of student and donor (0: skip)")
-    eval_window: int = _f(512, "tokens per window of that perplexity")
+    eval_every: int = _f(10, "validation every N steps (and at step 0 and the end)", min=0)
+    eval_batches: int = _f(4, "micro-batches of the validation split per evaluation", min=0)
+    eval_documents: int = _f(40, "held-out documents for the final perplexity of student and donor (0: skip)", min=0)
+    eval_window: int = _f(512, "tokens per window of that perplexity", min=2)
     seed: int = _f(0, "seed of the new weights, the data order and every RNG")
     overwrite: bool = _f(False, "replace a finished or different run in --out")
 
@@ -73,20 +73,9 @@ class HealConfig:
         need(bool(self.donor), "donor is required: an HF model directory, .gguf file or asset name (smollm2-135m)")
         need(bool(self.out_dir), "out_dir (--out) is required")
         self.parsed_budget()
-        need(0.0 <= self.align_fraction < 1.0, f"align_fraction must be in [0, 1), got {self.align_fraction}")
-        for name in ("block_size", "micro_batch_size", "grad_accum"):
-            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1,
-                 f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
-        need(self.block_size >= 2, "block_size must be >= 2")
-        need(self.align_lr > 0 and self.lr > 0, "align_lr and lr must be > 0")
-        need(self.copied_lr is None or self.copied_lr >= 0, f"copied_lr must be >= 0, got {self.copied_lr}")
-        need(0.0 <= self.kd_weight <= 1.0, f"kd_weight must be in [0, 1], got {self.kd_weight}")
-        need(self.kd_temperature > 0, f"kd_temperature must be > 0, got {self.kd_temperature}")
-        need(self.stage2 in STAGE2, f"unknown stage2 {self.stage2!r}; choose one of: {', '.join(STAGE2)}")
+        problem = check_ranges(self)
+        need(problem is None, str(problem))
         need(self.stage2 != "lora" or self.lora_rank >= 1, "stage2=lora needs lora_rank >= 1")
-        for name in ("eval_every", "eval_batches", "eval_documents"):
-            need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
-        need(self.eval_window >= 2, f"eval_window must be >= 2, got {self.eval_window}")
 
     def parsed_budget(self) -> Budget:
         return Budget.parse(self.budget)
@@ -100,7 +89,3 @@ class HealConfig:
         d = {k: v for k, v in self.to_dict().items() if k not in skip}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-
-def heal_fields():
-    """The dataclass fields in order (for the CLI)."""
-    return fields(HealConfig)

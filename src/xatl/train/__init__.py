@@ -5,11 +5,14 @@ alignment, distillation and LoRA, on Hugging Face ``accelerate`` (single process
     cfg = TrainConfig(model="students/smol-ret", out_dir="runs/smol-ret", max_steps=2000,
                       unfreeze="lit:threshold=0.01,patience=1")
     result = train(cfg, blocks)          # blocks: DatasetDict(train, validation) of input_ids
+
+The names import on first use, so the settings (``xatl train --help``) load without torch.
 """
 
-from .config import AlignConfig, KDConfig, LoRAConfig, TrainConfig
-from .loop import TrainResult, train
-from .schedule import LITRule, UnfreezeSchedule, UnfreezeSpec, lr_factor, parse_unfreeze
+from ..utils.lazy import lazy_exports
 
-__all__ = ["AlignConfig", "KDConfig", "LITRule", "LoRAConfig", "TrainConfig", "TrainResult", "UnfreezeSchedule",
-           "UnfreezeSpec", "lr_factor", "parse_unfreeze", "train"]
+_EXPORTS = {"AlignConfig": "config", "KDConfig": "config", "LoRAConfig": "config", "TrainConfig": "config",
+            "TrainResult": "loop", "train": "loop", "LITRule": "schedule", "UnfreezeSchedule": "schedule",
+            "UnfreezeSpec": "schedule", "lr_factor": "schedule", "parse_unfreeze": "schedule"}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

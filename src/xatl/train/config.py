@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 from ..errors import ConfigError
+from ..utils.settings import check_ranges, setting
 from .schedule import PAPER_REWARM, paper_fraction, parse_unfreeze
 
 FREEZE_CHOICES = ("copied", "none")
+
+# the groups of ``xatl train --help``, in order (each field names its own)
+GROUPS = WHAT, OPTIM, FREEZING, BEYOND, OUTPUTS = ("what to train", "optimisation", "freezing (the paper's recipe)",
+                                                   "beyond the paper", "outputs")
 
 
 @dataclass
@@ -22,11 +27,11 @@ class AlignConfig:
     """Attention alignment before LM training (LoLCATs / RADLADS stage 1): per layer, the student mixer's output
     is trained (MSE) to match the donor attention's output on the same inputs. Needs the donor."""
 
-    steps: int = 0
+    steps: int = setting(0, min=0, whole=True)
     """Optimizer steps of the alignment stage (0: no alignment)."""
-    lr: float = 1e-3
+    lr: float = setting(1e-3, above=0)
     """Peak learning rate of the alignment stage (cosine with warm-up, decaying to ``min_lr`` of it)."""
-    warmup_steps: int | None = None
+    warmup_steps: int | None = setting(None, min=0)
     """Warm-up steps of the alignment stage (None: a tenth of ``steps``)."""
 
 
@@ -35,9 +40,9 @@ class KDConfig:
     """Knowledge distillation from the donor's logits, mixed into the LM loss:
     ``loss = (1 - weight) * CE + weight * T^2 * KL(softmax(donor / T) || softmax(student / T))``."""
 
-    weight: float = 0.0
+    weight: float = setting(0.0, min=0, max=1)
     """Weight of the KL term in [0, 1] (0: no distillation)."""
-    temperature: float = 2.0
+    temperature: float = setting(2.0, above=0)
     """Softmax temperature T of both distributions."""
 
 
@@ -47,11 +52,11 @@ class LoRAConfig:
     stay frozen for the whole run, and the adapters train from the unfreeze point on (``freeze="none"``: from
     the start), with the copied group's learning rate and warm-up. ``final/`` holds the merged weights."""
 
-    rank: int = 0
+    rank: int = setting(0, min=0, whole=True)
     """Rank r of the adapters (0: no LoRA)."""
     alpha: float | None = None
     """LoRA scaling numerator (scale = alpha / r; None: 2 * r)."""
-    dropout: float = 0.0
+    dropout: float = setting(0.0, min=0, below=1)
     """Dropout on the adapters' input."""
 
 
@@ -59,75 +64,75 @@ class LoRAConfig:
 class TrainConfig:
     """Everything a training run needs. ``xatl.train.train(cfg)`` runs it; ``xatl train`` builds it from flags."""
 
-    model: str
+    model: str = setting(group=WHAT)
     """The model to train: a student directory from ``xatl convert`` (with ``transfer_report.json``), or any Hugging
     Face causal-LM directory (then use ``freeze="none"``)."""
-    out_dir: str
+    out_dir: str = setting(group=WHAT, flag="--out")
     """Where the run writes metrics.jsonl, tensorboard/, checkpoints/step-N/, final/ and summary.json."""
-    data: object | None = None
+    data: object | None = setting(None, flag=None)
     """A ``xatl.data.DataConfig`` (tokenized with the model's tokenizer), used when ``train()`` gets no dataset."""
-    donor: str | None = None
+    donor: str | None = setting(None, group=BEYOND)
     """The donor model (directory, .gguf or fetched asset name) for ``align`` and ``kd`` (None: the donor recorded
     in the student's transfer report, when that path exists)."""
-    max_steps: int = 1000
+    max_steps: int = setting(1000, min=1, whole=True, group=OPTIM, flag="--steps")
     """Optimizer steps of the LM stage (the alignment stage adds ``align.steps`` before it)."""
-    micro_batch_size: int = 8
+    micro_batch_size: int = setting(8, min=1, whole=True, group=OPTIM, flag="--batch-size")
     """Blocks per forward/backward pass on each process."""
-    grad_accum: int = 1
+    grad_accum: int = setting(1, min=1, whole=True, group=OPTIM)
     """Micro-batches per optimizer step on each process (global batch = micro_batch_size * grad_accum * processes)."""
-    lr: float = 1e-3
+    lr: float = setting(1e-3, above=0, group=OPTIM)
     """Peak learning rate of the fresh (non-copied) parameters."""
-    min_lr: float = 0.1
+    min_lr: float = setting(0.1, min=0, max=1, group=OPTIM)
     """Learning rate at the end of the cosine decay, as a fraction of the peak."""
-    warmup_steps: int | None = None
+    warmup_steps: int | None = setting(None, min=0, group=OPTIM)
     """Linear warm-up steps of the LM stage (None: min(100, max_steps // 10))."""
-    weight_decay: float = 0.1
+    weight_decay: float = setting(0.1, min=0, group=OPTIM)
     """AdamW weight decay, applied to matrices and embeddings (not to biases and norm weights)."""
-    betas: tuple[float, float] = (0.9, 0.95)
+    betas: tuple[float, float] = setting((0.9, 0.95), group=OPTIM)
     """AdamW betas."""
-    clip: float = 1.0
+    clip: float = setting(1.0, min=0, group=OPTIM)
     """Gradient clipping (global L2 norm; 0: off)."""
-    freeze: str = "copied"
+    freeze: str = setting("copied", choices=FREEZE_CHOICES, group=FREEZING)
     """``copied``: the weights the transfer report lists as copied start frozen; ``none``: everything trains."""
-    unfreeze: str = "lit:threshold=0.01,patience=1"
+    unfreeze: str = setting("lit:threshold=0.01,patience=1", group=FREEZING)
     """When frozen copied weights start training: ``never``, ``step:N``, ``lit:threshold=T,patience=P[,window=W]``
     (the paper's rule) or ``lit-consecutive:...`` (xatl's earlier variant); see ``xatl.train.schedule``."""
-    unfreeze_lr: float | None = None
+    unfreeze_lr: float | None = setting(None, min=0, group=FREEZING)
     """Peak learning rate of the copied weights whenever they train (after unfreezing, or from the start with
     ``freeze="none"``); they follow the main schedule. None: ``lr``, the paper's one schedule for all weights
     (``lr / 10`` with ``lit-consecutive``)."""
-    unfreeze_warmup_steps: int | None = None
+    unfreeze_warmup_steps: int | None = setting(None, min=0, group=FREEZING)
     """Ramp of the copied weights' learning rate from the unfreeze point up to the main schedule (None: the
     paper's 2,000 of 145,000 steps, i.e. max_steps / 72.5, at least 1; the LM warm-up with ``lit-consecutive``)."""
-    align: AlignConfig = field(default_factory=AlignConfig)
+    align: AlignConfig = setting(factory=AlignConfig, group=BEYOND)
     """Attention-alignment stage (off by default)."""
-    kd: KDConfig = field(default_factory=KDConfig)
+    kd: KDConfig = setting(factory=KDConfig, group=BEYOND)
     """Knowledge distillation (off by default)."""
-    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    lora: LoRAConfig = setting(factory=LoRAConfig, group=BEYOND)
     """LoRA on the copied weights instead of unfreezing them (off by default)."""
-    eval_every: int = 100
+    eval_every: int = setting(100, min=0, group=OUTPUTS)
     """Validation every N steps (and at the end; 0: only at the end)."""
-    eval_at: list[int] = field(default_factory=list)
+    eval_at: list[int] = setting([], group=OUTPUTS)
     """Further steps with a validation, besides every ``eval_every`` and the end (e.g. dense early points, so that
     a loss curve resolves where it falls fastest)."""
-    eval_batches: int = 20
+    eval_batches: int = setting(20, min=0, group=OUTPUTS)
     """Micro-batches of the validation split per evaluation (the same blocks every time; 0: no validation)."""
-    save_every: int = 500
+    save_every: int = setting(500, min=0, group=OUTPUTS)
     """Checkpoint every N steps (and at the end; 0: only at the end)."""
-    keep_last: int = 3
+    keep_last: int = setting(3, min=1, group=OUTPUTS)
     """Checkpoints kept (older ones are deleted; the best by validation loss is always kept)."""
-    log_every: int = 10
+    log_every: int = setting(10, min=0, group=OUTPUTS)
     """Write a metrics record every N steps (steps with a validation or an unfreezing are always written)."""
-    tensorboard: bool = True
+    tensorboard: bool = setting(True, group=OUTPUTS)
     """Also write TensorBoard events to ``out_dir/tensorboard``."""
-    bf16: bool | str = "auto"
+    bf16: bool | str = setting("auto", choices=(True, False, "auto"), group=OPTIM)
     """bf16 autocast: True, False, or ``auto`` (on when the accelerator supports bf16: CUDA with bf16)."""
-    seed: int = 0
+    seed: int = setting(0, group=OPTIM)
     """Seed of the data order, LoRA initialisation and every RNG."""
-    resume: bool | str = "auto"
+    resume: bool | str = setting("auto", choices=(True, False, "auto"), group=OUTPUTS, switch=True)
     """``auto``: continue from the latest checkpoint in out_dir if there is one; True: must; False: start fresh
     (refused when out_dir already holds a run, unless ``overwrite``)."""
-    overwrite: bool = False
+    overwrite: bool = setting(False, group=OUTPUTS)
     """Allow a fresh run (resume=False) to replace a run already in out_dir."""
 
     def __post_init__(self) -> None:
@@ -175,42 +180,26 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
-        """Raise ConfigError naming the first bad field and its valid values."""
+        """Raise ConfigError naming the first bad field and its valid values: each field's range is its metadata
+        (``xatl.utils.settings``); the checks here are those across fields."""
         def need(ok: bool, msg: str) -> None:
             if not ok:
                 raise ConfigError(msg)
 
         need(bool(self.model), "model is required: a student directory from `xatl convert` or an HF model directory")
         need(bool(self.out_dir), "out_dir is required")
-        for name in ("max_steps", "micro_batch_size", "grad_accum"):
-            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1,
-                 f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
-        need(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        need(0.0 <= self.min_lr <= 1.0, f"min_lr is a fraction of lr in [0, 1], got {self.min_lr}")
-        need(self.warmup_steps is None or 0 <= self.warmup_steps <= self.max_steps,
-             f"warmup_steps must be in 0..max_steps ({self.max_steps}), got {self.warmup_steps}")
-        need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        need(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas must be two numbers in [0, 1), "
-             f"got {self.betas}")
-        need(self.clip >= 0, f"clip must be >= 0 (0: off), got {self.clip}")
         need(self.freeze in FREEZE_CHOICES, f"unknown freeze {self.freeze!r}; choose one of: copied, none")
         spec = parse_unfreeze(self.unfreeze)
-        need(self.unfreeze_lr is None or self.unfreeze_lr >= 0, f"unfreeze_lr must be >= 0, got {self.unfreeze_lr}")
-        need(self.unfreeze_warmup_steps is None or self.unfreeze_warmup_steps >= 0,
-             f"unfreeze_warmup_steps must be >= 0, got {self.unfreeze_warmup_steps}")
-        need(self.align.steps >= 0 and self.align.lr > 0, "align.steps must be >= 0 and align.lr > 0")
-        need(0.0 <= self.kd.weight <= 1.0, f"kd.weight must be in [0, 1], got {self.kd.weight}")
-        need(self.kd.temperature > 0, f"kd.temperature must be > 0, got {self.kd.temperature}")
-        need(self.lora.rank >= 0 and 0.0 <= self.lora.dropout < 1.0, "lora.rank must be >= 0 and lora.dropout in [0, 1)")
+        problem = check_ranges(self)
+        need(problem is None, str(problem))
+        need(self.warmup_steps is None or self.warmup_steps <= self.max_steps,
+             f"warmup_steps must be in 0..max_steps ({self.max_steps}), got {self.warmup_steps}")
+        need(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas must be two numbers in [0, 1), "
+             f"got {self.betas}")
         need(not (self.lora.rank and self.freeze == "copied" and spec.kind == "never"),
              "lora with freeze='copied' and unfreeze='never' would never train the adapters; use unfreeze "
              "step:0 (adapters from the start) or another schedule")
         need(all(isinstance(s, int) and s >= 1 for s in self.eval_at), f"eval_at lists steps >= 1, got {self.eval_at}")
-        for name in ("eval_every", "eval_batches", "save_every", "log_every"):
-            need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
-        need(self.keep_last >= 1, f"keep_last must be >= 1, got {self.keep_last}")
-        need(self.bf16 in (True, False, "auto"), f"bf16 must be true, false or 'auto', got {self.bf16!r}")
-        need(self.resume in (True, False, "auto"), f"resume must be true, false or 'auto', got {self.resume!r}")
 
     # ------------------------------------------------------------------ identity
     def to_dict(self) -> dict:

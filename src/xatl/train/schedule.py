@@ -22,6 +22,7 @@ Steps are counted from 1 (step s is the s-th optimizer update of the LM stage).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -102,7 +103,13 @@ def parse_unfreeze(text: str | UnfreezeSpec) -> UnfreezeSpec:
     ConfigError otherwise."""
     if isinstance(text, UnfreezeSpec):
         return text
-    s = str(text).strip().lower()
+    return _parse_text(str(text))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_text(text: str) -> UnfreezeSpec:
+    """The parse of one schedule string, once (the spec is frozen; the trainer asks for it every step)."""
+    s = text.strip().lower()
     bad = f"unknown unfreeze schedule {text!r}; use {SCHEDULE_FORMS}"
     if s == "never":
         return UnfreezeSpec("never")
