@@ -78,7 +78,9 @@ def cache_kind(model, cache) -> str:
     mixers = getattr(model.config, "layer_mixers", None)
     if mixers is None:
         return "KV cache"
-    softmax = sum(m == "softmax" for m in mixers)
+    from ..mixers.registry import is_recurrent
+
+    softmax = sum(not is_recurrent(m) for m in mixers)                 # layers whose KV cache grows
     return "KV cache" if softmax == len(mixers) else "state + KV cache" if softmax else "recurrent state"
 
 

@@ -123,11 +123,12 @@ def _heal(cfg: HealConfig, donor, dataset, progress: bool, on_step) -> HealResul
         donor = load_donor(src)
     donor.eval().requires_grad_(False)
     if saved is None:
+        from ..mixers.registry import keeps_donor_attention
         from ..transfer import student_config
 
         config = student_config(donor.config, mixer=cfg.mixer, attention_layers=cfg.attention_layers,
                                 mixer_options=cfg.mixer_options)
-        if config.layer_mixers.count("softmax") == len(config.layer_mixers):     # before anything is written
+        if all(keeps_donor_attention(m) for m in config.layer_mixers):     # before anything is written
             raise ConfigError("every layer keeps softmax attention: nothing to heal; list fewer --attention-layers")
         student = _convert(cfg, donor, config, tokenizer, out / "student")
         plan = _plan(cfg, budget, student, donor)

@@ -103,6 +103,9 @@ class Mixer(nn.Module):
     Options: ClassVar[type[MixerOptions]] = MixerOptions
     recurrent: ClassVar[bool] = True
     """True when the state has a fixed size (linear cost); False for softmax attention's growing KV cache."""
+    keeps_donor_attention: ClassVar[bool] = False
+    """True when the layer is the donor's own attention, kept as it is (softmax): nothing to align or heal, its
+    weights copy whatever the copy set, and it bounds the context to the donor's ``max_position_embeddings``."""
 
     def __init__(self, config: XATLConfig, layer_idx: int, **options: Any):
         super().__init__()

@@ -37,6 +37,18 @@ def get_mixer_class(name: str) -> type[Mixer]:
     return MIXERS[name]
 
 
+def keeps_donor_attention(name: str) -> bool:
+    """Whether a layer whose mixer is ``name`` (an entry of ``config.layer_mixers``) keeps the donor's attention
+    (`Mixer.keeps_donor_attention`)."""
+    return get_mixer_class(name).keeps_donor_attention
+
+
+def is_recurrent(name: str) -> bool:
+    """Whether mixer ``name`` keeps a fixed-size state (linear cost) rather than a growing KV cache
+    (`Mixer.recurrent`)."""
+    return get_mixer_class(name).recurrent
+
+
 def mixer_option_names(name: str) -> list[str]:
     return [f.name for f in dataclasses.fields(get_mixer_class(name).Options)]
 

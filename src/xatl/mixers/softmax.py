@@ -44,6 +44,7 @@ def donor_qkv(module: nn.Module, x: torch.Tensor, ctx: MixerContext):
 class SoftmaxAttention(Mixer):
     name = "softmax"
     recurrent = False
+    keeps_donor_attention = True
 
     def __init__(self, config, layer_idx: int, **options):
         super().__init__(config, layer_idx, **options)

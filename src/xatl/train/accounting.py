@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ..mixers.registry import is_recurrent, keeps_donor_attention
+
 
 def matmul_params(model: nn.Module) -> int:
     """Parameters used in matmuls: all unique parameters but the input (and learned position) embeddings; a tied
@@ -44,7 +46,7 @@ def mixing_flops_forward(config, block_size: int) -> float:
     """Forward token-mixing FLOPs per token (see the module docstring)."""
     layers, d_attn, d_head = _shape(config)
     kinds = getattr(config, "layer_mixers", None) or ["softmax"] * layers
-    n_soft = sum(k == "softmax" for k in kinds)
+    n_soft = sum(not is_recurrent(k) for k in kinds)        # a growing KV cache: attention over the context
     return n_soft * 2 * block_size * d_attn + (layers - n_soft) * 4 * d_head * d_attn
 
 
@@ -82,7 +84,7 @@ class FlopCounter:
               twin: nn.Module | None = None, align_params: int = 0) -> FlopCounter:
         layers, d_attn, d_head = _shape(model.config)
         kinds = getattr(model.config, "layer_mixers", None) or ["softmax"] * layers
-        n_lci = sum(k != "softmax" for k in kinds)
+        n_lci = sum(not keeps_donor_attention(k) for k in kinds)    # the layers alignment trains
         return cls(n_matmul=matmul_params(model), mixing_forward=mixing_flops_forward(model.config, block_size),
                    kd_forward=teacher_forward_flops(kd_donor, block_size) if kd_donor is not None else 0.0,
                    align_teacher_forward=teacher_forward_flops(twin, block_size, True) if twin is not None else 0.0,

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import TrainingError
+from ..mixers.registry import keeps_donor_attention
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +78,14 @@ def build_plan(model: nn.Module, report, freeze: str, lora_rank: int = 0) -> Par
 
 
 def align_parameters(model: nn.Module, exclude: set[int]) -> list[tuple[str, nn.Parameter]]:
-    """Parameters of the LCI mixers (every layer whose mixer is not softmax attention), minus ``exclude``."""
+    """Parameters of the LCI mixers (every layer whose mixer does not keep the donor's softmax attention), minus
+    ``exclude``."""
     config = model.config
     if getattr(config, "model_type", None) != "xatl":
         return []
     out = []
     for i, kind in enumerate(config.layer_mixers):
-        if kind == "softmax":
+        if keeps_donor_attention(kind):
             continue
         prefix = f"model.layers.{i}.mixer."
         out += [(prefix + n, p) for n, p in model.model.layers[i].mixer.named_parameters() if id(p) not in exclude]

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import TrainingError
+from ..mixers.registry import keeps_donor_attention
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class MixerAligner(nn.Module):
     def __init__(self, student: nn.Module):
         super().__init__()
         kinds = student.config.layer_mixers
-        self.layers = [i for i, k in enumerate(kinds) if k != "softmax"]
+        self.layers = [i for i, k in enumerate(kinds) if not keeps_donor_attention(k)]
         if not self.layers:
             raise TrainingError("the student has no LCI layer to align (every layer is softmax attention)")
         self.mixers = nn.ModuleList(student.model.layers[i].mixer for i in self.layers)

@@ -195,7 +195,7 @@ class _Planner:
             return target, ""
         block = self.student.model.layers[layer]
         kind = role.split(".")[1]
-        if getattr(block.mixer, "name", "") == "softmax":
+        if getattr(block.mixer, "keeps_donor_attention", False):
             if not self.selected:
                 return None, "nothing is copied into a from-scratch student (--copy none)"
         elif component not in self.selected:
