@@ -27,19 +27,12 @@ import zipfile
 from pathlib import Path
 
 from ..errors import AssetError
+from ..utils.fs import sha256_file
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 1800
 """Longest a single download may take before it is abandoned."""
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def file_record(path: str | os.PathLike) -> dict:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .types import positive_int
+
 HELP = "evaluate a model (student or donor) on the zero-shot suite and held-out perplexity"
 DESCRIPTION = """Score a causal LM on the fetched zero-shot suite (`xatl fetch evalsuite`) and on held-out text.
 
@@ -25,21 +27,12 @@ tasks: lambada, hellaswag, piqa, arc_easy, arc_challenge, winogrande, ppl (or al
 DTYPES = ("float32", "bfloat16", "float16")
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model directory (student or donor), .gguf file or fetched asset name")
     p.add_argument("--tasks", default="all", help="comma-separated tasks (default: all)")
-    p.add_argument("--limit", type=_positive, default=None, metavar="N", help="only the first N documents of each task")
-    p.add_argument("--batch-size", type=_positive, default=8, help="requests per forward pass (default 8)")
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                   help="only the first N documents of each task")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="requests per forward pass (default 8)")
     p.add_argument("--out", metavar="FILE.json", help="write the results (with task versions and model hash) here")
     donor = p.add_mutually_exclusive_group()
     donor.add_argument("--donor", metavar="DIR", help="also evaluate this donor with the same settings and report "
@@ -50,10 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", metavar="DIR", help="benchmark directory (default: the fetched evalsuite)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="weights dtype (default float32)")
-    p.add_argument("--max-length", type=_positive, default=None, help="context length for the suite (default: the "
+    p.add_argument("--max-length", type=positive_int, default=None, help="context length for the suite (default: the "
                    "model's, as lm-eval resolves it)")
-    p.add_argument("--ppl-window", type=_positive, default=1024, help="tokens per held-out window (default 1024)")
-    p.add_argument("--ppl-stride", type=_positive, default=None, help="new tokens per window; < window slides "
+    p.add_argument("--ppl-window", type=positive_int, default=1024, help="tokens per held-out window (default 1024)")
+    p.add_argument("--ppl-stride", type=positive_int, default=None, help="new tokens per window; < window slides "
                    "(default: = window, disjoint)")
     p.add_argument("--log-samples", action="store_true", help="keep per-document log-likelihoods in the JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -24,31 +24,7 @@ import typing
 from dataclasses import MISSING
 
 from ..utils.settings import default_of, field_docs
-
-
-def bool_or_auto(text: str):
-    """``auto`` | on/true/yes/1 | off/false/no/0, as ``"auto"``, True or False."""
-    t = text.lower()
-    if t == "auto":
-        return "auto"
-    if t in ("on", "true", "yes", "1"):
-        return True
-    if t in ("off", "false", "no", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected auto, on or off; got {text!r}")
-
-
-def optional(kind):
-    """A parser of ``kind`` that reads ``none`` (or ``auto``, or nothing) as None."""
-    def parse(text: str):
-        if text.lower() in ("none", "auto", ""):
-            return None
-        try:
-            return kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number or none, got {text!r}") from None
-    parse.__name__ = getattr(kind, "__name__", "value")
-    return parse
+from .types import bool_or_auto, optional
 
 
 def _dest(prefix: str, name: str) -> str:

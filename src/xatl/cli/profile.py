@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .types import positive_int
+
 HELP = "measure the cost of inference (decode latency, prefill, cache memory) as the context grows"
 DESCRIPTION = """Measure, at each context length, the prefill throughput, the per-token decode latency with the
 cache, and the memory of that cache: the recurrent state of a student, the KV cache of a Transformer donor.
@@ -24,25 +26,15 @@ def _contexts(text: str) -> list[int]:
     return sorted(set(values))
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model directory (student or donor), .gguf file or asset name")
     p.add_argument("--donor", help="also profile this donor (e.g. the student's donor) for comparison")
     p.add_argument("--contexts", type=_contexts, default=[256, 1024, 4096, 16384], metavar="L1,L2,...",
                    help="context lengths (default 256,1024,4096,16384)")
-    p.add_argument("--steps", type=_positive, default=16, help="timed decode steps per context (default 16)")
+    p.add_argument("--steps", type=positive_int, default=16, help="timed decode steps per context (default 16)")
     p.add_argument("--warmup", type=int, default=2, help="untimed decode steps first (default 2)")
-    p.add_argument("--prefill-chunk", type=_positive, default=2048, help="tokens per prefill pass (default 2048)")
-    p.add_argument("--batch-size", type=_positive, default=1, help="sequences decoded together (default 1)")
+    p.add_argument("--prefill-chunk", type=positive_int, default=2048, help="tokens per prefill pass (default 2048)")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="sequences decoded together (default 1)")
     p.add_argument("--device", default="auto", help="cpu, cuda ... (default: cuda if available)")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     p.add_argument("--out", default="profile", help="output directory for profile.json and plots (default ./profile)")

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, DonorLoadError, ModelLoadError
+from ..utils.fs import sha256_file
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 
@@ -129,11 +130,7 @@ def weights_sha256(path: str | os.PathLike) -> str | None:
         return None
     outer = hashlib.sha256()
     for f in files:
-        inner = hashlib.sha256()
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                inner.update(block)
-        outer.update(f"{f.name}\0{inner.hexdigest()}\n".encode())
+        outer.update(f"{f.name}\0{sha256_file(f)}\n".encode())
     return outer.hexdigest()
 
 

@@ -17,7 +17,6 @@ two score exactly the same requests.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import zlib
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AssetError, ConfigError, DataError, choices_message
+from ..utils.fs import sha256_file
 
 UNCOND_DOCID_OFFSET = 1_000_000   # OLMo's task config: metric_kwargs.uncond_docid_offset
 FETCH_HINT = "run `xatl fetch evalsuite` to (re)install the benchmark files"
@@ -143,14 +143,6 @@ def group_requests(rows, where: str = "requests") -> list[Doc]:
 
 def target_delimiter(docs: list[Doc]) -> str:
     return " " if all(c.startswith(" ") for d in docs for c in d.continuations) else ""
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def suite_dir(path: str | os.PathLike | None = None, progress: bool = True) -> Path:

@@ -17,8 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import initialization as init
 
-from ..ops.gla import chunk_gla, naive_gla, recurrent_gla
+from ..ops.gla import FORMS
+from ..ops.utils import run_form
 from .base import LCIOptions, Mixer, MixerContext, State, head_rms_norm, merge_heads, padding_mask, split_heads
+from .projections import attention_projections
 
 
 @dataclass
@@ -46,15 +48,15 @@ class GatedLinearAttention(Mixer):
 
     def __init__(self, config, layer_idx: int, **options):
         super().__init__(config, layer_idx, **options)
-        H, D, C = config.num_attention_heads, config.head_dim, config.hidden_size
-        self.q_proj = nn.Linear(C, H * D, bias=config.attention_bias)
-        self.k_proj = nn.Linear(C, H * D, bias=config.attention_bias)
-        self.v_proj = nn.Linear(C, H * D, bias=config.attention_bias)
-        self.gk_down = nn.Linear(C, self.opts.gate_low_rank_dim, bias=False)
-        self.gk_up = nn.Linear(self.opts.gate_low_rank_dim, H * D, bias=True)
-        self.g_proj = nn.Linear(C, H * D, bias=False) if self.opts.output_gate else None
-        self.o_proj = nn.Linear(H * D, C, bias=config.attention_out_bias)
-        self.g_norm_weight = nn.Parameter(torch.ones(D))
+        C, HD, r = config.hidden_size, config.num_attention_heads * config.head_dim, self.opts.gate_low_rank_dim
+
+        def gates():                                                         # created between v_proj and o_proj
+            self.gk_down = nn.Linear(C, r, bias=False)
+            self.gk_up = nn.Linear(r, HD, bias=True)
+            self.g_proj = nn.Linear(C, HD, bias=False) if self.opts.output_gate else None
+
+        attention_projections(self, config, before_o=gates)
+        self.g_norm_weight = nn.Parameter(torch.ones(config.head_dim))
 
     def _xatl_init(self, std: float) -> None:
         init.ones_(self.g_norm_weight)
@@ -76,12 +78,8 @@ class GatedLinearAttention(Mixer):
             m = mask[:, None, :, None]
             k, v, g = k * m.to(k.dtype), v * m.to(v.dtype), g * m
         kw = dict(initial_state=state["kv"] if state is not None else None, output_final_state=use_cache)
-        form = self._form_for(T, state)
-        if form == "chunked":
-            o, final = chunk_gla(q, k, v, g, chunk_size=self.opts.chunk_size, use_fla=self.opts.kernels == "fla",
-                                 **kw)
-        else:
-            o, final = (naive_gla if form == "naive" else recurrent_gla)(q, k, v, g, **kw)
+        o, final = run_form(FORMS, self._form_for(T, state), q, k, v, g, **kw,
+                            chunked=dict(chunk_size=self.opts.chunk_size, use_fla=self.opts.kernels == "fla"))
         o = merge_heads(head_rms_norm(o, self.g_norm_weight, self.opts.norm_eps))   # (B, T, H * D)
         if self.g_proj is not None:
             o = o * F.silu(self.g_proj(x))

@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from ..ops.linear_attention import chunk_linear_attn, naive_linear_attn, recurrent_linear_attn
+from ..ops.linear_attention import FORMS
+from ..ops.utils import run_form
 from .base import Mixer, MixerContext, State, merge_heads, padding_mask, split_heads
 from .feature_maps import FeatureMapOptions
+from .projections import attention_projections
 
 
 @dataclass
@@ -34,12 +35,8 @@ class LinearAttention(Mixer):
 
     def __init__(self, config, layer_idx: int, **options):
         super().__init__(config, layer_idx, **options)
-        H, D, C = config.num_attention_heads, config.head_dim, config.hidden_size
-        self.q_proj = nn.Linear(C, H * D, bias=config.attention_bias)
-        self.k_proj = nn.Linear(C, H * D, bias=config.attention_bias)
-        self.v_proj = nn.Linear(C, H * D, bias=config.attention_bias)
-        self.o_proj = nn.Linear(H * D, C, bias=config.attention_out_bias)
-        self.q_map, self.k_map = self.opts.build_maps(H, D)
+        attention_projections(self, config)
+        self.q_map, self.k_map = self.opts.build_maps(self.num_heads, self.head_dim)
 
     def init_state(self, batch_size, device, dtype) -> State:
         H, D, F = self.num_heads, self.head_dim, self.k_map.out_dim
@@ -57,13 +54,8 @@ class LinearAttention(Mixer):
             m = mask[:, None, :, None]
             k, v = k * m.to(k.dtype), v * m.to(v.dtype)
         init = (state["kv"], state["k_sum"]) if state is not None else None
-        form = self._form_for(T, state)
         kw = dict(initial_state=init, output_final_state=use_cache, normalize=self.opts.normalize, eps=self.opts.eps)
-        if form == "chunked":
-            o, final = chunk_linear_attn(q, k, v, chunk_size=self.opts.chunk_size, **kw)
-        elif form == "naive":
-            o, final = naive_linear_attn(q, k, v, **kw)
-        else:
-            o, final = recurrent_linear_attn(q, k, v, **kw)
+        o, final = run_form(FORMS, self._form_for(T, state), q, k, v, **kw,
+                            chunked=dict(chunk_size=self.opts.chunk_size))
         new_state = {"kv": final[0], "k_sum": final[1]} if use_cache else None
         return self.o_proj(merge_heads(o)), new_state

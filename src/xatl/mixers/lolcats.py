@@ -18,10 +18,11 @@ import torch
 from torch import nn
 from transformers import initialization as init
 
-from ..ops.window_linear import chunk_window_linear, naive_window_linear, recurrent_window_linear
+from ..ops.utils import run_form
+from ..ops.window_linear import FORMS
 from .base import Mixer, MixerContext, State, merge_heads, padding_mask
 from .feature_maps import FeatureMapOptions
-from .softmax import donor_attention_projections, donor_qkv
+from .projections import donor_attention_projections, donor_qkv
 
 STATE_KEYS = ("k", "v", "valid", "kv", "k_sum")
 
@@ -72,12 +73,6 @@ class LolcatsAttention(Mixer):
         kw = dict(scale=self.scale, key_mask=padding_mask(ctx, T), initial_state=init_state,
                   output_final_state=use_cache)
         args = (q, k, v, self.q_map(q), self.k_map, torch.sigmoid(self.window_factor), self.opts.window)
-        form = self._form_for(T, state)
-        if form == "chunked":
-            o, final = chunk_window_linear(*args, chunk_size=self.opts.chunk_size, **kw)
-        elif form == "naive":
-            o, final = naive_window_linear(*args, **kw)
-        else:
-            o, final = recurrent_window_linear(*args, **kw)
+        o, final = run_form(FORMS, self._form_for(T, state), *args, **kw, chunked=dict(chunk_size=self.opts.chunk_size))
         new_state = dict(zip(STATE_KEYS, final)) if use_cache else None
         return self.o_proj(merge_heads(o)), new_state

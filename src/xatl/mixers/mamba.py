@@ -25,7 +25,8 @@ from torch import nn
 from transformers import initialization as init
 
 from ..ops.conv import causal_conv1d
-from ..ops.selective_scan import chunk_selective_scan, naive_selective_scan, recurrent_selective_scan
+from ..ops.selective_scan import FORMS
+from ..ops.utils import run_form
 from .base import LCIOptions, Mixer, MixerContext, Slot, State, padding_mask
 
 CONV_INITS = ("identity", "uniform")
@@ -154,11 +155,7 @@ class Mamba(Mixer):
             dt = dt * mask[..., None]
         A = -torch.exp(self.A_log.float())
         kw = dict(initial_state=state["ssm"] if state is not None else None, output_final_state=use_cache)
-        form = self._form_for(T, state)
-        if form == "chunked":
-            y, ssm_state = chunk_selective_scan(Cm, Bm, xs, dt, A, chunk_size=self.opts.chunk_size, **kw)
-        else:
-            y, ssm_state = (naive_selective_scan if form == "naive" else recurrent_selective_scan)(
-                Cm, Bm, xs, dt, A, **kw)
+        y, ssm_state = run_form(FORMS, self._form_for(T, state), Cm, Bm, xs, dt, A, **kw,
+                                chunked=dict(chunk_size=self.opts.chunk_size))
         y = (y + xs * self.D.to(xs.dtype)) * F.silu(self.z_proj(x))
         return self.out_proj(y), ({"conv": conv_state, "ssm": ssm_state} if use_cache else None)

@@ -23,7 +23,8 @@ from torch import nn
 from transformers import initialization as init
 
 from ..ops.conv import causal_conv1d
-from ..ops.ssd import chunk_ssd, naive_ssd, recurrent_ssd
+from ..ops.ssd import FORMS
+from ..ops.utils import run_form
 from .base import Mixer, MixerContext, Slot, State, head_rms_norm, merge_heads, padding_mask, split_heads
 from .mamba import SSMOptions, init_conv, init_dt_bias
 
@@ -125,7 +126,6 @@ class Mamba2(Mixer):
         return self.out_proj(y), ({"conv": conv_state, "ssm": ssm_state} if use_cache else None)
 
     def _scan(self, q, k, v, g, form: str, state, use_cache: bool):
-        kw = dict(initial_state=state["ssm"] if state is not None else None, output_final_state=use_cache)
-        if form == "chunked":
-            return chunk_ssd(q, k, v, g, chunk_size=self.opts.chunk_size, use_fla=self.opts.kernels == "fla", **kw)
-        return (naive_ssd if form == "naive" else recurrent_ssd)(q, k, v, g, **kw)
+        return run_form(FORMS, form, q, k, v, g, initial_state=state["ssm"] if state is not None else None,
+                        output_final_state=use_cache,
+                        chunked=dict(chunk_size=self.opts.chunk_size, use_fla=self.opts.kernels == "fla"))

@@ -21,11 +21,12 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import initialization as init
 
-from ..ops.gla import chunk_gla, naive_gla, recurrent_gla
-from ..ops.retention import chunk_retention, naive_retention, recurrent_retention
+from ..ops.gla import FORMS as GLA_FORMS
+from ..ops.retention import FORMS as RETENTION_FORMS
 from ..ops.rope import apply_rope, default_inv_freq, rope_cos_sin
-from ..ops.ssd import chunk_ssd
+from ..ops.utils import run_form
 from .base import LCIOptions, Mixer, MixerContext, State, head_rms_norm, merge_heads, padding_mask, split_heads
+from .projections import attention_projections
 
 
 @dataclass
@@ -71,11 +72,11 @@ class Retention(Mixer):
         super().__init__(config, layer_idx, **options)
         H, D, C = config.num_attention_heads, config.head_dim, config.hidden_size
         self.v_dim = D * self.opts.expand_v
-        self.q_proj = nn.Linear(C, H * D, bias=config.attention_bias)
-        self.k_proj = nn.Linear(C, H * D, bias=config.attention_bias)
-        self.v_proj = nn.Linear(C, H * self.v_dim, bias=config.attention_bias)
-        self.g_proj = nn.Linear(C, H * self.v_dim, bias=False) if self.opts.gate else None
-        self.o_proj = nn.Linear(H * self.v_dim, C, bias=config.attention_out_bias)
+
+        def gate():                                                          # created between v_proj and o_proj
+            self.g_proj = nn.Linear(C, H * self.v_dim, bias=False) if self.opts.gate else None
+
+        attention_projections(self, config, value_dim=self.v_dim, before_o=gate)
         self.g_norm_weight = nn.Parameter(torch.ones(self.v_dim))
         self.register_buffer("log_decay", retnet_log_decay(H), persistent=False)
         self.register_buffer("inv_freq", default_inv_freq(D), persistent=False)
@@ -114,20 +115,12 @@ class Retention(Mixer):
 
     def _retain(self, q, k, v, form: str, init_state, use_cache: bool):
         """The retention op of ``form``: per-head decay, or per-(head, channel) decay with xPos."""
-        kw = dict(initial_state=init_state, output_final_state=use_cache)
-        fla = self.opts.kernels == "fla"
-        if self.opts.xpos:
-            g = (self.log_decay[:, None, None] + self.xpos_decay).expand(*q.shape)      # (B, H, T, D)
-            if form == "chunked":
-                return chunk_gla(q, k, v, g, chunk_size=self.opts.chunk_size, use_fla=fla, **kw)
-            return (naive_gla if form == "naive" else recurrent_gla)(q, k, v, g, **kw)
-        if form == "chunked":
-            if fla and q.is_cuda:
-                return chunk_ssd(q, k, v, self.log_decay[:, None].expand(*q.shape[:3]), use_fla=True, **kw)
-            return chunk_retention(q, k, v, self.log_decay, chunk_size=self.opts.chunk_size, **kw)
-        if form == "naive":
-            return naive_retention(q, k, v, self.log_decay, **kw)
-        return recurrent_retention(q, k, v, self.log_decay, **kw)
+        if self.opts.xpos:                                                 # (B, H, T, D): GLA's ops
+            forms, decay = GLA_FORMS, (self.log_decay[:, None, None] + self.xpos_decay).expand(*q.shape)
+        else:                                                              # (H,): retention's
+            forms, decay = RETENTION_FORMS, self.log_decay
+        return run_form(forms, form, q, k, v, decay, initial_state=init_state, output_final_state=use_cache,
+                        chunked=dict(chunk_size=self.opts.chunk_size, use_fla=self.opts.kernels == "fla"))
 
     def _group_norm(self, o: torch.Tensor) -> torch.Tensor:
         return head_rms_norm(o, self.g_norm_weight, self.opts.norm_eps)

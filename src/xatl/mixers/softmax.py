@@ -8,37 +8,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ..ops.rope import apply_rope
-from .base import Mixer, MixerContext, State, merge_heads, split_heads
-
-
-def donor_attention_projections(module: nn.Module, config, layer_idx: int) -> None:
-    """Give ``module`` the donor's attention projections, exactly as the donor has them: q_proj (C -> H*D), k_proj
-    and v_proj (C -> Hkv*D, grouped-query heads kept), o_proj (H*D -> C), with the donor's biases, plus
-    ``num_kv_heads`` and the score ``scale`` (the donor's, incl. GPT-2's optional 1/(layer+1))."""
-    H, Hkv, D, C = config.num_attention_heads, config.num_key_value_heads, config.head_dim, config.hidden_size
-    module.num_kv_heads = Hkv
-    module.q_proj = nn.Linear(C, H * D, bias=config.attention_bias)
-    module.k_proj = nn.Linear(C, Hkv * D, bias=config.attention_bias)
-    module.v_proj = nn.Linear(C, Hkv * D, bias=config.attention_bias)
-    module.o_proj = nn.Linear(H * D, C, bias=config.attention_out_bias)
-    scale = config.attention_scale if config.attention_scale is not None else D**-0.5
-    if config.attention_scale_inverse_layer:
-        scale /= float(layer_idx + 1)
-    module.scale = scale
-
-
-def donor_qkv(module: nn.Module, x: torch.Tensor, ctx: MixerContext):
-    """Queries, keys and values of a module built by :func:`donor_attention_projections`, with the donor's RoPE
-    applied to q and k: x (B, T, C) -> q (B, H, T, D), k and v (B, H_kv, T, D)."""
-    q = split_heads(module.q_proj(x), module.head_dim)
-    k = split_heads(module.k_proj(x), module.head_dim)
-    v = split_heads(module.v_proj(x), module.head_dim)
-    if ctx.rope is not None:
-        q, k = apply_rope(q, *ctx.rope), apply_rope(k, *ctx.rope)
-    return q, k, v
+from .base import Mixer, MixerContext, State, merge_heads
+from .projections import donor_attention_projections, donor_qkv
 
 
 class SoftmaxAttention(Mixer):

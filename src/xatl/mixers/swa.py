@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..ops.sliding_window import chunk_swa, naive_swa, recurrent_swa
+from ..ops.sliding_window import FORMS
+from ..ops.utils import run_form
 from .base import LCIOptions, Mixer, MixerContext, State, merge_heads, padding_mask
-from .softmax import donor_attention_projections, donor_qkv
+from .projections import donor_attention_projections, donor_qkv
 
 
 @dataclass
@@ -49,10 +50,7 @@ class SlidingWindowAttention(Mixer):
         q, k, v = donor_qkv(self, x, ctx)                                  # (B, H | H_kv, T, D), rotated
         init = (state["k"], state["v"], state["valid"]) if state is not None else None
         kw = dict(scale=self.scale, key_mask=padding_mask(ctx, T), initial_state=init, output_final_state=use_cache)
-        form = self._form_for(T, state)
-        if form == "chunked":
-            o, final = chunk_swa(q, k, v, self.opts.window, chunk_size=self.opts.chunk_size, **kw)
-        else:
-            o, final = (naive_swa if form == "naive" else recurrent_swa)(q, k, v, self.opts.window, **kw)
+        o, final = run_form(FORMS, self._form_for(T, state), q, k, v, self.opts.window, **kw,
+                            chunked=dict(chunk_size=self.opts.chunk_size))
         new_state = dict(zip(("k", "v", "valid"), final)) if use_cache else None
         return self.o_proj(merge_heads(o)), new_state

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from .fla_backend import fla_chunk_gla, fla_usable
-from .utils import acc_dtype, pad_to_chunks, scan_chunk_states, segsum, unchunk
+from .utils import acc_dtype, finish_chunked, pad_to_chunks, segsum
 
 SPLIT = 4   # blocks per level of the recursive intra-chunk scores; blocks of <= SPLIT are computed explicitly
 SAFE_EXPONENT = 60.0   # exp(60) ~ 1e26: the single-reference fast path keeps exp(-b) below it
@@ -85,7 +85,6 @@ def chunk_gla(q, k, v, g, initial_state=None, output_final_state: bool = False, 
     if use_fla and fla_usable(q):
         return fla_chunk_gla(q, k, v, g, initial_state, output_final_state)
     dtype, ct, T = v.dtype, acc_dtype(v), q.shape[2]
-    B, H, _, K = q.shape
     qc, kc, vc, gc = (pad_to_chunks(t.to(ct), chunk_size) for t in (q, k, v, g))   # (B, H, N, C, .)
     b = gc.cumsum(3)                                                        # decay since the chunk start
     total = b[..., -1, :]                                                   # (B, H, N, K)
@@ -95,20 +94,20 @@ def chunk_gla(q, k, v, g, initial_state=None, output_final_state: bool = False, 
     else:
         scores = decay_scores(qc, kc, b)
     intra = scores @ vc                                                     # (B, H, N, C, V)
-    U = (kc * torch.exp(total.unsqueeze(-2) - b)).transpose(-1, -2) @ vc    # (B, H, N, K, V)
-    S0 = initial_state.to(ct) if initial_state is not None else qc.new_zeros(B, H, K, v.shape[-1])
-    states, final = scan_chunk_states(U, total, S0)
-    o = intra + q_dec @ states
-    return unchunk(o, T).to(dtype), (final if output_final_state else None)
+    return finish_chunked(intra, q_dec, kc, vc, b, total, initial_state, output_final_state, T, dtype)
 
 
 def recurrent_gla(q, k, v, g, initial_state=None, output_final_state: bool = False):
-    """Token-by-token recurrence (decoding)."""
+    """Token-by-token recurrence (decoding). The one recurrence of the decayed linear attentions: g may also be
+    (B, H, T, 1), one decay per head and step (SSD, and retention's constant one), broadcast over the key channels."""
     dtype, ct, (B, H, _, K) = v.dtype, acc_dtype(v), q.shape
     q, k, v, g = (t.to(ct) for t in (q, k, v, g))
     S = initial_state.to(ct) if initial_state is not None else q.new_zeros(B, H, K, v.shape[-1])
     outs = []
-    for qt, kt, vt, gt in zip(q.unbind(2), k.unbind(2), v.unbind(2), g.unbind(2)):   # (B, H, K) ...
+    for qt, kt, vt, gt in zip(q.unbind(2), k.unbind(2), v.unbind(2), g.unbind(2)):   # (B, H, K) ... (B, H, K | 1)
         S = torch.exp(gt)[..., None] * S + kt[..., :, None] * vt[..., None, :]
         outs.append((qt[..., None, :] @ S).squeeze(-2))
     return torch.stack(outs, 2).to(dtype), (S if output_final_state else None)
+
+
+FORMS = {"naive": naive_gla, "chunked": chunk_gla, "recurrent": recurrent_gla}

@@ -78,3 +78,6 @@ def recurrent_linear_attn(q, k, v, initial_state: State | None = None, output_fi
         outs.append(num)
     o = torch.stack(outs, dim=2)
     return o.to(dtype), ((S, z) if output_final_state else None)
+
+
+FORMS = {"naive": naive_linear_attn, "chunked": chunk_linear_attn, "recurrent": recurrent_linear_attn}

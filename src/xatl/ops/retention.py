@@ -4,12 +4,16 @@ group-norm makes redundant (as in flash-linear-attention):
     S_t = gamma_h S_{t-1} + k_t^T v_t          o_t = q_t S_t
 
 Shapes: q, k (B, H, T, D); v (B, H, T, Dv); log_decay (H,) = log(gamma_h) < 0; state S (B, H, D, Dv).
+
+This is SSD (:mod:`xatl.ops.ssd`) with a constant gate g_t = log(gamma_h): the recurrent form is SSD's (GLA's)
+recurrence; the naive and chunked forms use the fixed decay's closed form gamma^(t - s).
 """
 
 from __future__ import annotations
 
 import torch
 
+from .ssd import chunk_ssd, recurrent_ssd
 from .utils import acc_dtype, pad_to_chunks, unchunk
 
 
@@ -42,8 +46,14 @@ def naive_retention(q, k, v, log_decay, initial_state=None, output_final_state: 
 
 
 def chunk_retention(q, k, v, log_decay, initial_state=None, output_final_state: bool = False,
-                    chunk_size: int = 64):
-    """Chunked form: decayed attention inside chunks; chunk states combined with one (N x N) decay matmul."""
+                    chunk_size: int = 64, use_fla: bool = False):
+    """Chunked form: decayed attention inside chunks; chunk states combined with one (N x N) decay matmul.
+
+    ``use_fla`` with CUDA inputs runs it as SSD with the constant gate (:func:`~xatl.ops.ssd.chunk_ssd` with
+    ``use_fla``: fla's ``chunk_simple_gla`` when fla imports, else SSD's PyTorch form at its default chunk size)."""
+    if use_fla and q.is_cuda:
+        return chunk_ssd(q, k, v, _constant_gate(log_decay, q), use_fla=True, initial_state=initial_state,
+                         output_final_state=output_final_state)
     dtype, T = v.dtype, q.shape[2]
     g = log_decay.to(acc_dtype(v))
     C = chunk_size
@@ -71,15 +81,13 @@ def chunk_retention(q, k, v, log_decay, initial_state=None, output_final_state: 
 
 
 def recurrent_retention(q, k, v, log_decay, initial_state=None, output_final_state: bool = False):
-    """Token-by-token recurrence (decoding)."""
-    dtype, (B, H, _, D), Dv = v.dtype, q.shape, v.shape[-1]
-    ct = acc_dtype(v)
-    q, k, v = q.to(ct), k.to(ct), v.to(ct)
-    gamma = torch.exp(log_decay.to(ct))[None, :, None, None]
-    S = initial_state if initial_state is not None else q.new_zeros(B, H, D, Dv, dtype=acc_dtype(v))
-    outs = []
-    for qt, kt, vt in zip(q.unbind(2), k.unbind(2), v.unbind(2)):        # (B, H, D), (B, H, D), (B, H, Dv)
-        S = gamma * S + kt.unsqueeze(-1) * vt.unsqueeze(-2)
-        outs.append((qt.unsqueeze(-2) @ S).squeeze(-2))
-    o = torch.stack(outs, dim=2)
-    return o.to(dtype), (S if output_final_state else None)
+    """Token-by-token recurrence (decoding): SSD's, with the constant gate log(gamma_h) at every step."""
+    return recurrent_ssd(q, k, v, _constant_gate(log_decay, q), initial_state, output_final_state)
+
+
+def _constant_gate(log_decay: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """(H,) -> SSD's gate (B, H, T): log(gamma_h) at every step."""
+    return log_decay[:, None].expand(*q.shape[:3])
+
+
+FORMS = {"naive": naive_retention, "chunked": chunk_retention, "recurrent": recurrent_retention}

@@ -148,3 +148,6 @@ class _ChunkScan(torch.autograd.Function):
             pieces.append((gC, gB, gdtx * dtc, gdt))
         gC, gB, gx, gdt = (torch.cat(p[::-1], 1) for p in zip(*pieces))
         return gC, gB, gx, gdt, gA, carry, None
+
+
+FORMS = {"naive": naive_selective_scan, "chunked": chunk_selective_scan, "recurrent": recurrent_selective_scan}

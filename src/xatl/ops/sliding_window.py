@@ -103,3 +103,6 @@ def recurrent_swa(q, k, v, window: int, scale: float | None = None, key_mask=Non
         outs.append(torch.softmax(s, -1) @ vw.repeat_interleave(rep, 1))                      # (B, H, 1, D)
     o = torch.cat(outs, 2)
     return o.to(dtype), ((kw, vw, valid) if output_final_state else None)
+
+
+FORMS = {"naive": naive_swa, "chunked": chunk_swa, "recurrent": recurrent_swa}

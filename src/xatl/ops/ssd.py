@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 
 from .fla_backend import fla_chunk_simple_gla, fla_usable
-from .utils import acc_dtype, pad_to_chunks, scan_chunk_states, segsum, unchunk
+from .gla import recurrent_gla
+from .utils import acc_dtype, finish_chunked, pad_to_chunks, segsum
 
 
 def naive_ssd(q, k, v, g, initial_state=None, output_final_state: bool = False):
@@ -41,26 +42,18 @@ def chunk_ssd(q, k, v, g, initial_state=None, output_final_state: bool = False, 
     if use_fla and fla_usable(q):
         return fla_chunk_simple_gla(q, k, v, g, initial_state, output_final_state)
     dtype, ct, T = v.dtype, acc_dtype(v), q.shape[2]
-    B, H, _, K = q.shape
     qc, kc, vc = (pad_to_chunks(t.to(ct), chunk_size) for t in (q, k, v))      # (B, H, N, C, .)
     gc = pad_to_chunks(g.to(ct)[..., None], chunk_size)[..., 0]                # (B, H, N, C), padding: no decay
     b = gc.cumsum(-1)                                                          # decay since the chunk start
     intra = ((qc @ kc.transpose(-1, -2)) * torch.exp(segsum(gc))) @ vc
     total = b[..., -1:]                                                        # (B, H, N, 1)
-    U = (kc * torch.exp(total - b)[..., None]).transpose(-1, -2) @ vc          # (B, H, N, K, V)
-    S0 = initial_state.to(ct) if initial_state is not None else qc.new_zeros(B, H, K, v.shape[-1])
-    states, final = scan_chunk_states(U, total, S0)
-    o = intra + (qc * torch.exp(b)[..., None]) @ states
-    return unchunk(o, T).to(dtype), (final if output_final_state else None)
+    b = b[..., None]                                                           # (B, H, N, C, 1): one per head
+    return finish_chunked(intra, qc * torch.exp(b), kc, vc, b, total, initial_state, output_final_state, T, dtype)
 
 
 def recurrent_ssd(q, k, v, g, initial_state=None, output_final_state: bool = False):
-    """Token-by-token recurrence (decoding)."""
-    dtype, ct, (B, H, _, K) = v.dtype, acc_dtype(v), q.shape
-    q, k, v, g = (t.to(ct) for t in (q, k, v, g))
-    S = initial_state.to(ct) if initial_state is not None else q.new_zeros(B, H, K, v.shape[-1])
-    outs = []
-    for qt, kt, vt, gt in zip(q.unbind(2), k.unbind(2), v.unbind(2), g.unbind(2)):   # (B, H, K) ... (B, H)
-        S = torch.exp(gt)[..., None, None] * S + kt[..., :, None] * vt[..., None, :]
-        outs.append((qt[..., None, :] @ S).squeeze(-2))
-    return torch.stack(outs, 2).to(dtype), (S if output_final_state else None)
+    """Token-by-token recurrence (decoding): GLA's, with the head's decay for every key channel."""
+    return recurrent_gla(q, k, v, g[..., None], initial_state, output_final_state)
+
+
+FORMS = {"naive": naive_ssd, "chunked": chunk_ssd, "recurrent": recurrent_ssd}

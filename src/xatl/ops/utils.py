@@ -1,4 +1,5 @@
-"""Small helpers shared by the ops."""
+"""Small helpers shared by the ops, and :func:`run_form`, which runs the form a mixer asks for from an op module's
+``FORMS`` table."""
 
 from __future__ import annotations
 
@@ -59,3 +60,30 @@ def scan_chunk_states(U: torch.Tensor, log_decay: torch.Tensor, S0: torch.Tensor
         states.append(S)
         S = torch.exp(g)[..., None] * S + u
     return torch.stack(states, 2), S
+
+
+def finish_chunked(intra: torch.Tensor, q_dec: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, b: torch.Tensor,
+                   total: torch.Tensor, initial_state: torch.Tensor | None, output_final_state: bool, length: int,
+                   dtype: torch.dtype):
+    """The part of a chunked decayed linear attention (GLA, SSD) that crosses chunks: each chunk's contribution to
+    the state at its end, the state before every chunk, and what that state gives the chunk's queries.
+
+    intra (B, H, N, C, V): the chunks' own outputs; q_dec (B, H, N, C, K): the queries decayed back to their chunk's
+    start (q * exp(b)); kc (B, H, N, C, K), vc (B, H, N, C, V); b: the log decay since the chunk start, (B, H, N, C, K)
+    per key channel or (B, H, N, C, 1) per head; total (B, H, N, K | 1): b at the chunk's end; initial_state
+    (B, H, K, V) or None. Returns (o (B, H, length, V) in ``dtype``, the final state or None).
+    """
+    B, H, _, _, K = kc.shape
+    U = (kc * torch.exp(total.unsqueeze(-2) - b)).transpose(-1, -2) @ vc    # (B, H, N, K, V)
+    S0 = initial_state.to(kc.dtype) if initial_state is not None else kc.new_zeros(B, H, K, vc.shape[-1])
+    states, final = scan_chunk_states(U, total, S0)
+    o = intra + q_dec @ states
+    return unchunk(o, length).to(dtype), (final if output_final_state else None)
+
+
+def run_form(forms: dict, form: str, *args, chunked: dict | None = None, **kwargs):
+    """``forms[form](*args, **kwargs)``: the form named ``form`` ("naive", "chunked" or "recurrent") of an op
+    module's ``FORMS`` table, given the keyword arguments ``chunked`` (``chunk_size``, ``use_fla``) when it is the
+    chunked one."""
+    extra = chunked if form == "chunked" and chunked else {}
+    return forms[form](*args, **kwargs, **extra)

@@ -163,3 +163,6 @@ def recurrent_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: 
         outs.append(num / den)
     o = torch.cat(outs, 2)
     return o.to(dtype), ((kw, vw, valid, S, z) if output_final_state else None)
+
+
+FORMS = {"naive": naive_window_linear, "chunked": chunk_window_linear, "recurrent": recurrent_window_linear}

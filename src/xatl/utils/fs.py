@@ -1,12 +1,14 @@
 """Crash-safe writes: nothing half-written is ever left where a later run would trust it.
 
 Pattern: write into a temporary sibling (same filesystem), then ``os.replace`` into place. A directory that
-is replaced keeps its previous version until the new one is complete.
+is replaced keeps its previous version until the new one is complete. Also: :func:`sha256_file`, the one file
+hash (asset manifests, pinned downloads, the benchmark files, model weights).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -125,6 +127,15 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
         for m in moved:                       # the directory was empty: whatever is in it now is ours
             shutil.rmtree(m, ignore_errors=True) if m.is_dir() else m.unlink(missing_ok=True)
         raise
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's contents, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
