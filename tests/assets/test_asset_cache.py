@@ -50,8 +50,8 @@ def test_xatl_home(monkeypatch, tmp_path):
 
 def test_unknown_asset_lists_known_ones(tmp_path):
     for call in (lambda: fetch("gpt5", home=tmp_path), lambda: is_cached("gpt5", home=tmp_path)):
-        with pytest.raises(AssetError, match=r"unknown asset 'gpt5'; choose one of: evalsuite, pydoc, smollm2-135m, "
-                                             r"sotu, wiki"):
+        with pytest.raises(AssetError, match=r"unknown asset 'gpt5'; choose one of: evalsuite, gemma3-270m, pydoc, "
+                                             r"smollm2-135m, sotu, wiki"):
             call()
     assert not any(tmp_path.iterdir())
 
@@ -202,7 +202,7 @@ def test_cli_fetch_list_and_errors(tmp_path, capsys):
     out = capsys.readouterr().out
     assert all(name in out for name in ASSETS) and "no" in out
     assert main(["fetch", "nope", "--home", str(tmp_path)]) == 2
-    assert "unknown asset 'nope'; choose one of: evalsuite, pydoc" in capsys.readouterr().err
+    assert "unknown asset 'nope'; choose one of: evalsuite, gemma3-270m, pydoc" in capsys.readouterr().err
     assert main(["fetch", "--home", str(tmp_path)]) == 2
 
 

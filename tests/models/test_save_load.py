@@ -79,3 +79,19 @@ def test_saved_directory_contents(saved_student):
     cfg = json.loads((path / "config.json").read_text())
     assert cfg["model_type"] == "xatl" and cfg["attention_layers"] == [1] and cfg["mixer"] == "retention"
     assert not any(n.startswith(".") for n in os.listdir(path.parent)), "temporary directory left behind"
+
+
+def test_trust_remote_code_without_xatl_for_a_gemma3_student(tmp_path):
+    """The model code written next to a student carries the skeleton features of the newer donor families too
+    (sandwich norms with 1 + w, scaled embeddings, q/k norms, a local RoPE, logit softcapping)."""
+    donor = tiny_donor("gemma3")
+    student, report = xatl.transfer(donor, xatl.student_config(donor.config, mixer="lolcats", attention_layers=[1],
+                                                                mixer_options={"window": 4}), copy="all")
+    path = tmp_path / "s"
+    xatl.save_student(student, path, report)
+    ids = torch.arange(21).remainder(VOCAB).view(1, -1)
+    with torch.no_grad():
+        ref = student(ids).logits
+    logits, module = _probe(path, tmp_path / "l.pt", {"trust_remote_code": True}, block_xatl=True)
+    assert module.startswith("transformers_modules")
+    assert torch.allclose(logits, ref, atol=1e-6, rtol=0)

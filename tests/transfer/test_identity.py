@@ -46,3 +46,32 @@ def test_hybrid_keeps_donor_attention_layers(family):
     assert attn and all(report.student_tensors[n]["status"] == "copied" for n in attn)
     lci = [n for n, r in report.student_tensors.items() if ".0.mixer.q_proj" in n]
     assert lci and all(report.student_tensors[n]["status"] == "initialized" for n in lci)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_all_softmax_student_decodes_as_the_donor(family):
+    """The same with the KV cache: a left-padded batch decoded greedily by the student's generate() (prompt once,
+    then one cached step per token, past every sliding window) gives the donor's tokens, and the cached prefill's
+    logits are the donor's."""
+    donor = tiny_donor(family)
+    student, _ = xatl.transfer(donor, xatl.student_config(donor.config, mixer="softmax"), copy="all")
+    ids = torch.randint(3, VOCAB, (2, 7), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[1, :3] = 0
+    kw = dict(attention_mask=mask, max_new_tokens=12, do_sample=False, pad_token_id=0, eos_token_id=None)
+    with torch.no_grad():
+        assert torch.equal(student.generate(ids, **kw), donor.generate(ids, **kw))
+        out = student(ids, attention_mask=mask, use_cache=True)
+        ref = donor(ids, attention_mask=mask).logits
+    assert out.cache.get_seq_length() == 7
+    assert (ref - out.logits)[mask.bool()].abs().max().item() <= 1e-5
+
+
+def test_every_donor_family_has_a_tiny_identity_family():
+    """Guard: an adapter added to the registry without a tiny family in tests/tiny.py would have no identity test."""
+    from tiny import tiny_config
+    from xatl.donors.registry import ADAPTERS
+
+    covered = {tiny_config(family).model_type for family in FAMILIES}
+    missing = sorted(set(ADAPTERS) - covered)
+    assert not missing, f"donor model types without a tiny family in tests/tiny.py (FAMILIES): {missing}"

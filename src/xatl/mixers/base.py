@@ -7,7 +7,8 @@ A mixer maps (B, T, C) -> (B, T, C) and owns:
   and prefill (continuing from ``state`` when given), and the recurrent one-token step when ``T == 1`` and a
   state is given. ``new_state`` is returned when ``use_cache``.
 * ``init_state(batch_size, device, dtype) -> State``: an empty state (mamba_ssm's ``allocate_inference_cache``).
-* ``transfer_slots() -> {"q"|"k"|"v"|"o": Slot | reason}``: where the donor's attention projections land.
+* ``transfer_slots() -> {"q"|"k"|"v"|"o"|"q_norm"|"k_norm": Slot | reason}``: where the donor's attention
+  projections (and its q/k norms, for donors that have them) land.
 * ``_xatl_init(std)``: initialise the parameters/buffers it owns directly (not those of child modules).
 
 A state is a flat ``dict[str, Tensor]`` whose tensors all have the batch as dim 0, so caches can reorder
@@ -85,7 +86,8 @@ class LCIOptions(MixerOptions):
     """Which form runs sequences with T > 1: "chunked" (default), "naive" (quadratic reference) or "recurrent"."""
     kernels: str = "torch"
     """Chunked-form kernels: "torch" (default, the reference) or "fla" (flash-linear-attention's Triton kernels
-    when the inputs are on CUDA and fla imports, else torch; used by gla, mamba2 and retention)."""
+    when the inputs are on CUDA and fla imports, else torch; used by gla, mamba2, retention, deltanet and
+    gated_deltanet)."""
 
     def validate(self) -> None:
         if self.chunk_size < 1:
@@ -124,12 +126,17 @@ class Mixer(nn.Module):
         raise NotImplementedError
 
     def transfer_slots(self) -> dict[str, Slot | str]:
-        """Default: the donor's q/k/v/o land in ``q_proj``/``k_proj``/``v_proj``/``o_proj`` where those exist."""
+        """Default: the donor's q/k/v/o land in ``q_proj``/``k_proj``/``v_proj``/``o_proj`` where those exist, and
+        its q/k norms (Qwen3, OLMo 2, Gemma 3) in ``q_norm``/``k_norm``, applied to q and k before the mixer's
+        feature map, decay or softmax (``projections.project_heads``)."""
         slots: dict[str, Slot | str] = {}
         for part in ("q", "k", "v", "o"):
             name = f"{part}_proj"
             slots[part] = Slot(name) if isinstance(getattr(self, name, None), nn.Linear) else (
                 f"mixer {self.name!r} has no {name}")
+        for name in ("q_norm", "k_norm"):
+            slots[name] = Slot(name, f"applied to {name[0]} before RoPE, as in the donor") if isinstance(
+                getattr(self, name, None), nn.Module) else f"mixer {self.name!r} has no {name}"
         return slots
 
     def _xatl_init(self, std: float) -> None:

@@ -20,7 +20,7 @@ from transformers import initialization as init
 from ..ops.gla import FORMS
 from ..ops.utils import run_form
 from .base import LCIOptions, Mixer, MixerContext, State, head_rms_norm, merge_heads, padding_mask, split_heads
-from .projections import attention_projections
+from .projections import attention_projections, project_heads
 
 
 @dataclass
@@ -68,8 +68,8 @@ class GatedLinearAttention(Mixer):
     def forward(self, x, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
         """x (B, T, C) -> (B, T, C)."""
         T = x.shape[1]
-        q = split_heads(self.q_proj(x), self.head_dim) * self.head_dim**-0.5   # (B, H, T, D)
-        k = split_heads(self.k_proj(x), self.head_dim)
+        q = project_heads(self, "q", x) * self.head_dim**-0.5               # (B, H, T, D)
+        k = project_heads(self, "k", x)
         v = split_heads(self.v_proj(x), self.head_dim)
         gk = split_heads(self.gk_up(self.gk_down(x)), self.head_dim)
         g = F.logsigmoid(gk.float()) / self.opts.gate_logit_normalizer       # (B, H, T, D) log decay < 0

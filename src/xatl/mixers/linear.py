@@ -18,7 +18,7 @@ from ..ops.linear_attention import FORMS
 from ..ops.utils import run_form
 from .base import Mixer, MixerContext, State, merge_heads, padding_mask, split_heads
 from .feature_maps import FeatureMapOptions
-from .projections import attention_projections
+from .projections import attention_projections, project_heads
 
 
 @dataclass
@@ -46,8 +46,8 @@ class LinearAttention(Mixer):
     def forward(self, x, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
         """x (B, T, C) -> (B, T, C)."""
         T = x.shape[1]
-        q = self.q_map(split_heads(self.q_proj(x), self.head_dim))          # (B, H, T, F)
-        k = self.k_map(split_heads(self.k_proj(x), self.head_dim))
+        q = self.q_map(project_heads(self, "q", x))                         # (B, H, T, F)
+        k = self.k_map(project_heads(self, "k", x))
         v = split_heads(self.v_proj(x), self.head_dim)                     # (B, H, T, D)
         mask = padding_mask(ctx, T)
         if mask is not None:                                               # padding contributes nothing

@@ -130,6 +130,8 @@ class Mamba(Mixer):
                "block input, so the donor's {} projection has no place (mamba2 takes Q as C and K as B)")
         slots: dict[str, Slot | str] = {"q": why.format("Q"), "k": why.format("K"), "v": Slot("x_proj", "x <- V"),
                                         "o": Slot("out_proj", "out <- O")}
+        for name in ("q_norm", "k_norm"):
+            slots[name] = f"mamba takes no Q or K from the donor, so the donor's {name} has no place"
         if self.opts.expand != 1:
             why = f"mamba expand={self.opts.expand}: d_inner ({self.d_inner}) is not the donor's heads x head_dim"
             slots.update(v=f"{why} (x <- V needs expand=1)", o=f"{why} (out <- O needs expand=1)")

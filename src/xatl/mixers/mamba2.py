@@ -85,6 +85,9 @@ class Mamba2(Mixer):
     def transfer_slots(self) -> dict[str, Slot | str]:
         slots: dict[str, Slot | str] = {"q": Slot("C_proj", "C <- Q"), "k": Slot("B_proj", "B <- K"),
                                         "v": Slot("x_proj", "x <- V"), "o": Slot("out_proj", "out <- O")}
+        for name, part in (("q_norm", "C"), ("k_norm", "B")):
+            slots[name] = (f"mamba2 passes {part} through its causal conv and SiLU before the scan, so the donor's "
+                           f"{name} (a norm of the raw projection) has no place")
         if self.d_state != self.head_dim:
             why = f"mamba2 d_state ({self.d_state}) differs from the donor's head_dim ({self.head_dim})"
             slots.update(q=f"{why}: C heads cannot hold Q heads", k=f"{why}: B heads cannot hold K heads")

@@ -18,7 +18,9 @@ from .base import MixerContext, split_heads
 def attention_projections(module: nn.Module, config, kv_heads: int | None = None, value_dim: int | None = None,
                           before_o: Callable[[], None] | None = None) -> None:
     """Give ``module`` q_proj (C -> H*D), k_proj (C -> kv_heads*D), v_proj (C -> kv_heads*Dv) and o_proj
-    (H*Dv -> C), created in that order, with the donor's biases (``attention_bias``, ``attention_out_bias``).
+    (H*Dv -> C), created in that order, with the donor's biases (``attention_bias``, ``attention_out_bias``),
+    and, for donors with ``qk_norm``, the donor's q_norm / k_norm (over D per head, or over H*D / kv_heads*D),
+    which `project_heads` applies.
 
     kv_heads: the key/value heads (default H, full heads: the transfer repeats a GQA donor's K/V heads);
     value_dim: the value head dim Dv (default the head dim D); before_o: creates the mixer's modules that come
@@ -33,6 +35,13 @@ def attention_projections(module: nn.Module, config, kv_heads: int | None = None
     if before_o is not None:
         before_o()
     module.o_proj = nn.Linear(H * Dv, C, bias=config.attention_out_bias)
+    module.qk_norm = config.qk_norm
+    if config.qk_norm is not None:
+        from ..models.layers import make_norm  # here, not at the top: xatl.models imports the mixers
+
+        full = config.qk_norm == "full"
+        module.q_norm = make_norm(config, H * D if full else D)
+        module.k_norm = make_norm(config, kv_heads * D if full else D)
 
 
 def donor_attention_projections(module: nn.Module, config, layer_idx: int) -> None:
@@ -47,11 +56,22 @@ def donor_attention_projections(module: nn.Module, config, layer_idx: int) -> No
     module.scale = scale
 
 
+def project_heads(module: nn.Module, part: str, x: torch.Tensor) -> torch.Tensor:
+    """Queries (``part`` "q") or keys ("k") of a module built by :func:`attention_projections`, through the
+    donor's q/k norm where it has one (over the whole projection, or per head): x (B, T, C) -> (B, H | H_kv, T, D)."""
+    y = getattr(module, f"{part}_proj")(x)                                  # (B, T, H * D)
+    norm = getattr(module, f"{part}_norm", None) if module.qk_norm is not None else None
+    if norm is not None and module.qk_norm == "full":
+        y = norm(y)
+    y = split_heads(y, module.head_dim)                                      # (B, H, T, D)
+    return norm(y) if norm is not None and module.qk_norm == "head" else y
+
+
 def donor_qkv(module: nn.Module, x: torch.Tensor, ctx: MixerContext):
-    """Queries, keys and values of a module built by :func:`donor_attention_projections`, with the donor's RoPE
-    applied to q and k: x (B, T, C) -> q (B, H, T, D), k and v (B, H_kv, T, D)."""
-    q = split_heads(module.q_proj(x), module.head_dim)
-    k = split_heads(module.k_proj(x), module.head_dim)
+    """Queries, keys and values of a module built by :func:`donor_attention_projections`, with the donor's q/k
+    norm and RoPE applied to q and k: x (B, T, C) -> q (B, H, T, D), k and v (B, H_kv, T, D)."""
+    q = project_heads(module, "q", x)
+    k = project_heads(module, "k", x)
     v = split_heads(module.v_proj(x), module.head_dim)
     if ctx.rope is not None:
         q, k = apply_rope(q, *ctx.rope), apply_rope(k, *ctx.rope)

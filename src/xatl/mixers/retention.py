@@ -26,7 +26,7 @@ from ..ops.retention import FORMS as RETENTION_FORMS
 from ..ops.rope import apply_rope, default_inv_freq, rope_cos_sin
 from ..ops.utils import run_form
 from .base import LCIOptions, Mixer, MixerContext, State, head_rms_norm, merge_heads, padding_mask, split_heads
-from .projections import attention_projections
+from .projections import attention_projections, project_heads
 
 
 @dataclass
@@ -95,8 +95,8 @@ class Retention(Mixer):
     def forward(self, x, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
         """x (B, T, C) -> (B, T, C)."""
         T = x.shape[1]
-        q = split_heads(self.q_proj(x), self.head_dim)                     # (B, H, T, D)
-        k = split_heads(self.k_proj(x), self.head_dim) * self.head_dim**-0.5
+        q = project_heads(self, "q", x)                                    # (B, H, T, D)
+        k = project_heads(self, "k", x) * self.head_dim**-0.5
         v = split_heads(self.v_proj(x), self.v_dim)                        # (B, H, T, Dv)
         if self.opts.use_rope:
             cos, sin = ctx.rope if ctx.rope is not None else rope_cos_sin(self.inv_freq, ctx.position_ids, x.dtype)

@@ -15,6 +15,8 @@ from typing import Any
 from transformers import PreTrainedConfig
 
 NORM_TYPES = ("rmsnorm", "layernorm")
+NORM_LAYOUTS = ("pre", "post", "sandwich")
+QK_NORMS = ("head", "full")
 MLP_TYPES = ("gated", "plain")
 POSITION_EMBEDDINGS = ("rope", "learned", "none")
 # Rope types whose frequencies do not depend on the running sequence length (so parallel == recurrent).
@@ -28,13 +30,24 @@ class XATLConfig(PreTrainedConfig):
         vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
         num_key_value_heads (GQA; softmax layers only), head_dim.
         norm_type (`"rmsnorm"` | `"layernorm"`), norm_eps, norm_bias (LayerNorm bias).
+        norm_offset (RMSNorm scales by ``norm_offset + weight``: Gemma's 1 + w; 0 = plain weight),
+        norm_weight_fp32 (RMSNorm multiplies by its weight in float32 and casts after: OLMo 2, Gemma; False:
+        casts, then multiplies, as Llama).
+        norm_layout: `"pre"` (norm before each sublayer), `"post"` (OLMo 2: norm of each sublayer's output, before
+        the residual add) or `"sandwich"` (Gemma: both).
         mlp_type (`"gated"`: down(act(gate(x)) * up(x)); `"plain"`: down(act(up(x)))), hidden_act, mlp_bias.
         parallel_residual (GPT-NeoX: x + attn(ln1(x)) + mlp(ln2(x))).
         position_embedding (`"rope"` | `"learned"` | `"none"`), max_position_embeddings, rope_parameters
         (HF rope dict incl. ``partial_rotary_factor``).
         attention_bias (q/k/v bias), attention_out_bias (o bias), attention_scale (None: head_dim**-0.5),
+        qk_norm (None, `"head"`: RMSNorm of q and k per head before RoPE (Qwen3, Gemma 3), `"full"`: over the
+        whole q and k projections (OLMo 2)),
         attention_scale_inverse_layer (GPT-2 ``scale_attn_by_inverse_layer_idx``), sliding_window and
-        sliding_window_layers (None: all layers) for donors with windowed softmax attention.
+        sliding_window_layers (None: all layers) for donors with windowed softmax attention;
+        sliding_rope_parameters (None: ``rope_parameters``): the RoPE of the sliding-window layers where it differs
+        (Gemma 3's local base frequency).
+        embed_scale (None: 1): token embeddings are multiplied by it, in the embedding dtype (Gemma: sqrt(hidden)).
+        final_logit_softcapping (None: off): logits = cap * tanh(logits / cap).
         tie_word_embeddings, initializer_range.
 
     Mixers:
@@ -60,6 +73,9 @@ class XATLConfig(PreTrainedConfig):
     norm_type: str = "rmsnorm"
     norm_eps: float = 1e-6
     norm_bias: bool = False
+    norm_offset: float = 0.0
+    norm_weight_fp32: bool = False
+    norm_layout: str = "pre"
     mlp_type: str = "gated"
     hidden_act: str = "silu"
     mlp_bias: bool = False
@@ -73,8 +89,12 @@ class XATLConfig(PreTrainedConfig):
     attention_out_bias: bool = False
     attention_scale: float | None = None
     attention_scale_inverse_layer: bool = False
+    qk_norm: str | None = None
     sliding_window: int | None = None
     sliding_window_layers: list[int] | None = None
+    sliding_rope_parameters: dict | None = None
+    embed_scale: float | None = None
+    final_logit_softcapping: float | None = None
 
     tie_word_embeddings: bool = False
     initializer_range: float = 0.02
@@ -126,9 +146,18 @@ class XATLConfig(PreTrainedConfig):
         from ..mixers.registry import MIXERS, validate_mixer_options
 
         for field, valid in (("norm_type", NORM_TYPES), ("mlp_type", MLP_TYPES),
-                             ("position_embedding", POSITION_EMBEDDINGS)):
+                             ("position_embedding", POSITION_EMBEDDINGS), ("norm_layout", NORM_LAYOUTS)):
             if getattr(self, field) not in valid:
                 raise ConfigError(choices_message(field, getattr(self, field), valid))
+        if self.qk_norm is not None and self.qk_norm not in QK_NORMS:
+            raise ConfigError(choices_message("qk_norm", self.qk_norm, QK_NORMS))
+        if (self.norm_offset or self.norm_weight_fp32) and self.norm_type != "rmsnorm":
+            raise ConfigError("norm_offset and norm_weight_fp32 apply to RMSNorm only; set norm_type='rmsnorm' or "
+                              "leave them at 0 / False")
+        if self.parallel_residual and self.norm_layout != "pre":
+            raise ConfigError(f"parallel_residual needs norm_layout='pre' (got {self.norm_layout!r})")
+        if self.final_logit_softcapping is not None and self.final_logit_softcapping <= 0:
+            raise ConfigError(f"final_logit_softcapping must be > 0 or None, got {self.final_logit_softcapping}")
         if self.mixer not in MIXERS:
             raise ConfigError(choices_message("mixer", self.mixer, MIXERS))
         if self.num_attention_heads % self.num_key_value_heads:
@@ -137,12 +166,13 @@ class XATLConfig(PreTrainedConfig):
                 f"num_key_value_heads ({self.num_key_value_heads})"
             )
         if self.position_embedding == "rope":
-            rope_type = self.rope_parameters.get("rope_type", "default")
-            if rope_type not in SUPPORTED_ROPE_TYPES:
-                raise ConfigError(
-                    f"rope type {rope_type!r} is not supported (its frequencies change with sequence length); "
-                    f"supported: {', '.join(SUPPORTED_ROPE_TYPES)}"
-                )
+            for params in (self.rope_parameters, self.sliding_rope_parameters or {}):
+                rope_type = params.get("rope_type", "default")
+                if rope_type not in SUPPORTED_ROPE_TYPES:
+                    raise ConfigError(
+                        f"rope type {rope_type!r} is not supported (its frequencies change with sequence length); "
+                        f"supported: {', '.join(SUPPORTED_ROPE_TYPES)}"
+                    )
         validate_mixer_options(self.mixer, self.mixer_options)
 
     # ------------------------------------------------------------------ derived
@@ -159,6 +189,11 @@ class XATLConfig(PreTrainedConfig):
         if self.sliding_window_layers is None or layer_idx in self.sliding_window_layers:
             return self.sliding_window
         return None
+
+    def uses_sliding_rope(self, layer_idx: int) -> bool:
+        """Whether layer ``layer_idx`` takes ``sliding_rope_parameters`` (a sliding-window layer of a donor whose
+        windowed layers have a RoPE of their own)."""
+        return self.sliding_rope_parameters is not None and self.layer_window(layer_idx) is not None
 
     def options_for(self, layer_idx: int) -> dict:
         """Mixer options of layer ``layer_idx`` (softmax layers of a hybrid take no options)."""

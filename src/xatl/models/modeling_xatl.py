@@ -1,15 +1,18 @@
 """The XATL student: the donor's skeleton with a token mixer chosen per layer.
 
-    x = embed(ids) [+ learned positions]
+    x = embed(ids) [* embed_scale] [+ learned positions]
     for each block:  sequential: h = x + mixer(norm1(x));  x = h + mlp(norm2(h))
                      parallel  : x = x + mixer(norm1(x)) + mlp(norm2(x))          (GPT-NeoX)
-    logits = lm_head(norm(x))
+                     post/sandwich norms (OLMo 2 / Gemma): h = x + post1(mixer([norm1](x))), likewise the MLP
+    logits = lm_head(norm(x))   [softcapped: cap * tanh(logits / cap)]
 
 Blocks know nothing about the mixer inside them (mamba_ssm's ``Block(dim, mixer_cls, ...)``). Decoding with
 ``generate()`` and its checks live in ``generation.py`` (`XATLGenerationMixin`).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from torch import nn
@@ -24,7 +27,7 @@ from ..mixers.registry import build_mixer
 from .cache import XATLCache
 from .configuration_xatl import XATLConfig
 from .generation import XATLGenerationMixin, check_cache
-from .layers import MLP, RMSNorm, RotaryEmbedding, make_norm
+from .layers import MLP, RMSNorm, RotaryEmbedding, make_embedding, make_norm
 
 # Set by ``xatl.models`` (outside the self-contained model code): writes the model code next to saved students
 # so that they load with ``trust_remote_code=True`` where xatl is not installed. None in such bundled copies.
@@ -32,22 +35,33 @@ REMOTE_CODE_WRITER = None
 
 
 class XATLBlock(GradientCheckpointingLayer):
-    """norm -> mixer -> residual, norm -> MLP -> residual (or both from x in parallel). (B, T, C) -> (B, T, C)"""
+    """norm -> mixer -> residual, norm -> MLP -> residual (or both from x in parallel). (B, T, C) -> (B, T, C)
+
+    ``norm_layout`` "post" (OLMo 2) drops the pre-norms and normalises each sublayer's output before the residual
+    add (``attn_post_norm``, ``mlp_post_norm``); "sandwich" (Gemma) has both."""
 
     def __init__(self, config: XATLConfig, layer_idx: int):
         super().__init__()
         self.parallel_residual = config.parallel_residual
-        self.attn_norm = make_norm(config)
+        pre, post = config.norm_layout in ("pre", "sandwich"), config.norm_layout in ("post", "sandwich")
+        self.attn_norm = make_norm(config) if pre else None
         self.mixer = build_mixer(config, layer_idx)
-        self.mlp_norm = make_norm(config)
+        self.attn_post_norm = make_norm(config) if post else None
+        self.mlp_norm = make_norm(config) if pre else None
         self.mlp = MLP(config)
+        self.mlp_post_norm = make_norm(config) if post else None
 
     def forward(self, x: torch.Tensor, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
-        y, new_state = self.mixer(self.attn_norm(x), ctx, state=state, use_cache=use_cache)
+        y, new_state = self.mixer(self._norm(self.attn_norm, x), ctx, state=state, use_cache=use_cache)
+        y = self._norm(self.attn_post_norm, y)
         if self.parallel_residual:
             return self.mlp(self.mlp_norm(x)) + y + x, new_state
         h = x + y
-        return h + self.mlp(self.mlp_norm(h)), new_state
+        return h + self._norm(self.mlp_post_norm, self.mlp(self._norm(self.mlp_norm, h))), new_state
+
+    @staticmethod
+    def _norm(norm: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
+        return x if norm is None else norm(x)
 
 
 class XATLPreTrainedModel(PreTrainedModel):
@@ -70,7 +84,7 @@ class XATLPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight, mean=0.0, std=std)
         elif isinstance(module, (RMSNorm, nn.LayerNorm)):
-            init.ones_(module.weight)
+            (init.zeros_ if getattr(module, "offset", 0.0) else init.ones_)(module.weight)   # scale 1 either way
             if getattr(module, "bias", None) is not None:
                 init.zeros_(module.bias)
         if hasattr(module, "_xatl_init"):
@@ -82,10 +96,12 @@ class XATLModel(XATLPreTrainedModel):
 
     def __init__(self, config: XATLConfig):
         super().__init__(config)
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.embed_tokens = make_embedding(config)
         if config.position_embedding == "learned":
             self.embed_positions = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.rotary = RotaryEmbedding(config) if config.position_embedding == "rope" else None
+        self.sliding_rotary = (RotaryEmbedding(config, config.sliding_rope_parameters)
+                               if self.rotary is not None and config.sliding_rope_parameters is not None else None)
         self.layers = nn.ModuleList(XATLBlock(config, i) for i in range(config.num_hidden_layers))
         self.norm = make_norm(config)
         self.gradient_checkpointing = False
@@ -129,10 +145,13 @@ class XATLModel(XATLPreTrainedModel):
             x = x + self.embed_positions(position_ids)
         rope = self.rotary(x, position_ids) if self.rotary is not None else None
         ctx = MixerContext(position_ids=position_ids, rope=rope, attention_mask=attention_mask)
+        sliding_ctx = (dataclasses.replace(ctx, rope=self.sliding_rotary(x, position_ids))
+                       if self.sliding_rotary is not None else ctx)       # Gemma 3: local layers, own RoPE base
         hidden = [x] if output_hidden_states else None
         for i, layer in enumerate(self.layers):
             state = cache.states[i] if cache is not None else None
-            x, new_state = layer(x, ctx, state, use_cache)
+            layer_ctx = sliding_ctx if self.config.uses_sliding_rope(i) else ctx
+            x, new_state = layer(x, layer_ctx, state, use_cache)
             if use_cache:
                 cache.states[i] = new_state
             if hidden is not None:
@@ -204,6 +223,9 @@ class XATLForCausalLM(XATLPreTrainedModel, XATLGenerationMixin):
         else:
             h = h[:, logits_to_keep]
         logits = self.lm_head(h)
+        cap = self.config.final_logit_softcapping
+        if cap is not None:                                   # Gemma: the same ops as transformers
+            logits = torch.tanh(logits / cap) * cap
         loss = None
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)

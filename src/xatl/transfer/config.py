@@ -13,6 +13,7 @@ SKELETON_FIELDS = (
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
     "num_key_value_heads", "head_dim", "norm_type", "norm_eps", "norm_bias", "mlp_type", "hidden_act", "mlp_bias",
     "parallel_residual", "position_embedding", "attention_bias", "attention_out_bias", "tie_word_embeddings",
+    "norm_offset", "norm_weight_fp32", "norm_layout", "qk_norm", "embed_scale", "final_logit_softcapping",
 )
 
 

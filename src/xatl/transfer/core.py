@@ -16,7 +16,7 @@ from torch import nn
 
 from .. import __version__
 from ..donors.registry import get_adapter
-from ..donors.spec import ATTENTION_ROLES, COMPONENTS, DEFAULT_COPY, ROLE_COMPONENT, STUDENT_TARGET
+from ..donors.spec import ATTENTION_ROLES, COMPONENTS, DEFAULT_COPY, ROLE_COMPONENT, STUDENT_TARGET, slot_of
 from ..errors import ConfigError, TransferError
 from ..mixers.base import Slot
 from ..models.configuration_xatl import XATLConfig
@@ -85,15 +85,20 @@ def transfer(donor: nn.Module, config: XATLConfig | None = None, copy: str | Ite
                                 "re-export it (nothing was written)")
     planner = _Planner(student, adapter, dcfg, selected, student_shapes, consume_donor)
     embed = _embedding_name(donor_sd, adapter)
+    planning = param.device.type == "meta"            # a plan: shapes and fates only (xatl.transfer.plan)
+    same = _same_tensor(donor, donor_sd, planning)
     for name, tensor in donor_sd.items():
         tied = (getattr(dcfg, "tie_word_embeddings", False) and name != embed and embed is not None
-                and tensor.data_ptr() == donor_sd[embed].data_ptr())
+                and same(name, embed))
         planner.add(name, tensor, tied_to=embed if tied else None)
     del donor_sd
 
     if seed is not None:
         torch.manual_seed(seed)
-    inits = _materialise(student, planner.values, skip=tied_student, device=param.device, dtype=param.dtype)
+    if planning:
+        inits = _describe_fresh(student, planner.values, skip=tied_student)
+    else:
+        inits = _materialise(student, planner.values, skip=tied_student, device=param.device, dtype=param.dtype)
     if config.tie_word_embeddings:
         student.tie_weights()
     if consume_donor:
@@ -124,6 +129,27 @@ def transfer(donor: nn.Module, config: XATLConfig | None = None, copy: str | Ite
     return student, report
 
 
+def _same_tensor(donor: nn.Module, sd: dict, planning: bool):
+    """``same(a, b)``: whether donor tensors ``a`` and ``b`` are one tensor (tied). Real tensors compare storage;
+    meta tensors have none, so they compare parameter identity."""
+    if planning:
+        ids = {n: id(t) for n, t in donor.state_dict(keep_vars=True).items()}
+        return lambda a, b: ids[a] == ids[b]
+    return lambda a, b: sd[a].data_ptr() == sd[b].data_ptr()
+
+
+def _describe_fresh(student: XATLForCausalLM, values: dict[str, torch.Tensor], skip: set[str]) -> dict[str, str]:
+    """{name: init description} of the student parameters a transfer would initialise, leaving all on meta."""
+    std = student.config.initializer_range
+    inits = {}
+    for mod_name, module in student.named_modules():
+        prefix = f"{mod_name}." if mod_name else ""
+        for pname, _ in module.named_parameters(recurse=False):
+            if prefix + pname not in values and prefix + pname not in skip:
+                inits[prefix + pname] = _describe_init(module, pname, std)
+    return inits
+
+
 def _embedding_name(sd: dict, adapter) -> str | None:
     """The donor's token-embedding tensor name (the one an LM head may be tied to)."""
     for name in sd:
@@ -147,6 +173,12 @@ class _Planner:
 
     def add(self, name: str, tensor: torch.Tensor, tied_to: str | None) -> None:
         match = self.adapter.match(name)
+        if match is None and self.adapter.unused_reason(name) is not None:
+            self.donor_numel += tensor.numel()
+            self.donor_records[name] = {"shape": list(tensor.shape), "dtype": str(tensor.dtype).replace("torch.", ""),
+                                        "layer": None, "roles": [], "component": None, "to": [], "status": "unused",
+                                        "reason": self.adapter.unused_reason(name)}
+            return
         if match is None:
             raise TransferError(
                 f"the {self.dcfg.model_type} adapter table has no entry for donor tensor {name!r}; this donor "
@@ -200,9 +232,11 @@ class _Planner:
                 return None, "nothing is copied into a from-scratch student (--copy none)"
         elif component not in self.selected:
             return None, f"'{component}' not selected for copying (--copy)"
-        slot = block.mixer.transfer_slots().get(role[0])
+        key = slot_of(role)
+        slot = block.mixer.transfer_slots().get(key)
         if not isinstance(slot, Slot):
-            return None, slot or f"mixer {block.mixer.name!r} has no place for the donor's {role[0]} projection"
+            what = f"{key} projection" if len(key) == 1 else key
+            return None, slot or f"mixer {block.mixer.name!r} has no place for the donor's {what}"
         target = f"model.layers.{layer}.mixer.{slot.module}.{kind}"
         if target not in self.shapes:
             return None, f"student {target.rsplit('.', 1)[0]} has no {kind}"
@@ -217,7 +251,7 @@ class _Planner:
             return value, "", ""
         rows, trows = value.shape[0], shape[0]
         head_dim = self.student.config.head_dim
-        if role[0] in "kv" and trows % rows == 0 and rows % head_dim == 0 and tuple(value.shape[1:]) == tuple(shape[1:]):
+        if slot_of(role) in ("k", "v", "k_norm") and trows % rows == 0 and rows % head_dim == 0 and tuple(value.shape[1:]) == tuple(shape[1:]):
             n_rep = trows // rows
             heads = value.reshape(rows // head_dim, head_dim, *value.shape[1:])
             return heads.repeat_interleave(n_rep, dim=0).reshape(shape), f"repeat_kv({n_rep})", ""
@@ -240,6 +274,8 @@ def _describe_init(module: nn.Module, pname: str, std: float) -> str:
     if isinstance(module, (nn.Linear, nn.Embedding)):
         return f"normal(0, {std})" if pname == "weight" else "zeros"
     if "Norm" in type(module).__name__:
+        if pname == "weight" and getattr(module, "offset", 0.0):
+            return f"zeros (the norm scales by {module.offset:g} + weight)"
         return "ones" if pname == "weight" else "zeros"
     notes = getattr(module, "init_notes", {})
     return notes.get(pname, f"{type(module).__name__}._xatl_init")
