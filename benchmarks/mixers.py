@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).parent / "results"
-LCI = ("linear", "retention", "gla", "mamba", "mamba2", "swa")
+LCI = ("linear", "retention", "gla", "mamba", "mamba2", "swa", "deltanet", "gated_deltanet")
 BASELINE = "softmax"
 
 
@@ -96,7 +96,7 @@ def op_case(name: str, T: int, args):
     import torch.nn.functional as F
 
     from xatl.mixers.registry import get_mixer_class
-    from xatl.ops import gla, linear_attention, retention, selective_scan, sliding_window, ssd
+    from xatl.ops import delta_rule, gla, linear_attention, retention, selective_scan, sliding_window, ssd
 
     B, H, Hkv, D = args.batch, args.heads, args.kv_heads, args.head_dim
     opts = get_mixer_class(name).Options() if name != BASELINE else None
@@ -132,6 +132,14 @@ def op_case(name: str, T: int, args):
         ins = [bh(D), torch.randn(B, Hkv, T, D), torch.randn(B, Hkv, T, D)]
         return ins, lambda q, k, v: sliding_window.chunk_swa(q, k, v, w, chunk_size=cs)[0], \
             lambda q, k, v: sliding_window.recurrent_swa(q, k, v, w)[0]
+    if name in ("deltanet", "gated_deltanet"):                                     # as the mixer: L2-normed q, k
+        def rule(f):
+            def run(q, k, v, b, a):
+                g = -F.softplus(a - 4) if name == "gated_deltanet" else None
+                return f(F.normalize(q, dim=-1) * D**-0.5, F.normalize(k, dim=-1), v, torch.sigmoid(b), g)[0]
+            return run
+        return [bh(D), bh(D), bh(D), bh(), bh()], rule(lambda *a: delta_rule.chunk_delta_rule(*a, chunk_size=cs)), \
+            rule(delta_rule.recurrent_delta_rule)
     raise ValueError(f"no op case for mixer {name!r}")
 
 

@@ -26,8 +26,11 @@ CASES = {                                                   # id -> (mixer, opti
     "swa": ("swa", {"window": 5}),
     "lolcats": ("lolcats", {"window": 5, "feature_dim": 4}),
     "lolcats-elu": ("lolcats", {"window": 3, "feature_map": "elu", "init_window_factor": 1.0}),
+    "deltanet": ("deltanet", {"conv_init": "uniform"}),
+    "deltanet-noconv-gate": ("deltanet", {"use_short_conv": False, "use_gate": True, "allow_neg_eigval": True}),
+    "gated_deltanet": ("gated_deltanet", {"conv_init": "uniform"}),
 }
-LCI_MIXERS = ("linear", "retention", "gla", "mamba", "mamba2", "swa", "lolcats")
+LCI_MIXERS = ("linear", "retention", "gla", "mamba", "mamba2", "swa", "lolcats", "deltanet", "gated_deltanet")
 
 
 @cache

@@ -18,7 +18,7 @@ L, SYMBOLS, STEPS, LR, BATCH = 3, 8, 300, 5e-3, 32
 CASES = {
     "linear": {}, "linear-t2r": {"feature_map": "t2r"}, "linear-hedgehog": {"feature_map": "hedgehog"},
     "retention": {}, "gla": {}, "mamba": {}, "mamba2": {}, "swa": {"window": 4},
-    "lolcats": {"window": 2},
+    "lolcats": {"window": 2}, "deltanet": {}, "gated_deltanet": {},
 }
 
 

@@ -20,6 +20,8 @@ PLACES = {
     "lolcats": {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj"},
     "mamba2": {"q": "C_proj", "k": "B_proj", "v": "x_proj", "o": "out_proj"},
     "mamba": {"q": None, "k": None, "v": "x_proj", "o": "out_proj"},
+    "deltanet": {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj"},
+    "gated_deltanet": {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj"},
 }
 
 

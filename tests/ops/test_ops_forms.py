@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from xatl.ops.delta_rule import chunk_delta_rule, naive_delta_rule, recurrent_delta_rule
 from xatl.ops.gla import chunk_gla, naive_gla, recurrent_gla
 from xatl.ops.linear_attention import chunk_linear_attn, naive_linear_attn, recurrent_linear_attn
 from xatl.ops.retention import chunk_retention, naive_retention, recurrent_retention
@@ -45,6 +46,15 @@ def _ssd(T, g):
     gate = F.logsigmoid(2 * torch.randn(B, H, T, generator=g))
     return ([torch.randn(B, H, T, K, generator=g) for _ in range(2)] + [torch.randn(B, H, T, V, generator=g), gate],
             {}, torch.randn(B, H, K, V, generator=g))
+
+
+def _delta_rule(T, g, gated=False):
+    """L2-normalised keys and queries scaled by K^-0.5 (as the deltanet mixers), beta in (0, 1)."""
+    q, k = torch.randn(B, H, T, K, generator=g) * K**-0.5, F.normalize(torch.randn(B, H, T, K, generator=g), dim=-1)
+    inputs = [q, k, torch.randn(B, H, T, V, generator=g), torch.sigmoid(torch.randn(B, H, T, generator=g))]
+    if gated:
+        inputs.append(F.logsigmoid(3 * torch.randn(B, H, T, generator=g)))
+    return inputs, {}, torch.randn(B, H, K, V, generator=g)
 
 
 def _s6(T, g, dt_scale=0.5):
@@ -84,6 +94,8 @@ OPS = {
     "selective_scan_large_dt": (naive_selective_scan, chunk_selective_scan, recurrent_selective_scan,
                                 partial(_s6, dt_scale=8.0)),                     # chunks beyond the exp-trick bound
     "swa": (naive_swa, chunk_swa, recurrent_swa, _swa),
+    "delta_rule": (naive_delta_rule, chunk_delta_rule, recurrent_delta_rule, _delta_rule),
+    "gated_delta_rule": (naive_delta_rule, chunk_delta_rule, recurrent_delta_rule, partial(_delta_rule, gated=True)),
     "window_linear": (naive_window_linear, chunk_window_linear, recurrent_window_linear, _window_linear),
     "window_linear_w1": (naive_window_linear, chunk_window_linear, recurrent_window_linear,
                          partial(_window_linear, window=1)),

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import ConfigError, choices_message
 from .base import Mixer
+from .deltanet import DeltaNet, GatedDeltaNet
 from .gla import GatedLinearAttention
 from .linear import LinearAttention
 from .lolcats import LolcatsAttention
@@ -27,6 +28,8 @@ MIXERS: dict[str, type[Mixer]] = {
         Mamba2,
         SlidingWindowAttention,
         LolcatsAttention,
+        DeltaNet,
+        GatedDeltaNet,
     )
 }
 

@@ -12,6 +12,7 @@ with one decay per head, retention is SSD with a constant one) and one cross-chu
     retention         fixed per-head decay                         (retention)
     gla               data-dependent per-channel decay             (gla; retention with xPos)
     ssd               data-dependent scalar decay per head         (mamba2)
+    delta_rule        the delta rule, optionally with SSD's gate   (deltanet, gated_deltanet)
     selective_scan    S6: per-channel, per-state decay            (mamba), with ``conv`` its short convolution
     sliding_window    windowed softmax attention                   (swa)
     fla_backend       optional flash-linear-attention GPU kernels for the chunked forms

@@ -14,6 +14,7 @@ import torch
 
 log = logging.getLogger(__name__)
 _KERNELS: dict | None = None   # {"gla": fn, "simple_gla": fn}, {} when fla is unavailable, None before the first try
+_DELTA_KERNELS: dict | None = None   # {"delta_rule": fn, "gated_delta_rule": fn}, the same way (newer fla only)
 
 
 def _kernels() -> dict:
@@ -26,6 +27,19 @@ def _kernels() -> dict:
             log.info("fla kernels unavailable (%s); using the PyTorch chunked forms", e)
             _KERNELS = {}
     return _KERNELS
+
+
+def _delta_kernels() -> dict:
+    global _DELTA_KERNELS
+    if _DELTA_KERNELS is None:
+        try:
+            _DELTA_KERNELS = {"delta_rule": importlib.import_module("fla.ops.delta_rule").chunk_delta_rule,
+                              "gated_delta_rule": importlib.import_module("fla.ops.gated_delta_rule")
+                              .chunk_gated_delta_rule}
+        except Exception as e:   # as above
+            log.info("fla delta-rule kernels unavailable (%s); using the PyTorch chunked form", e)
+            _DELTA_KERNELS = {}
+    return _DELTA_KERNELS
 
 
 def fla_usable(x: torch.Tensor) -> bool:
@@ -50,4 +64,22 @@ def fla_chunk_simple_gla(q, k, v, g, initial_state=None, output_final_state=Fals
     qf, kf, vf = _to_fla(q, k, v)
     o, s = _kernels()["simple_gla"](qf, kf, vf, g=g.transpose(1, 2).contiguous(), scale=1.0,
                                     initial_state=initial_state, output_final_state=output_final_state)
+    return o.transpose(1, 2).to(v.dtype), s
+
+
+def fla_delta_usable(x: torch.Tensor) -> bool:
+    """True when ``x`` is on CUDA and fla's delta-rule kernels import."""
+    return x.is_cuda and bool(_delta_kernels())
+
+
+def fla_chunk_delta_rule(q, k, v, beta, g=None, initial_state=None, output_final_state=False):
+    """fla ``chunk_delta_rule`` (g None) or ``chunk_gated_delta_rule``; q, k (B, H, T, K), v (B, H, T, V), beta
+    and g (B, H, T), state (B, H, K, V) (fla's default layout). Not yet run on a GPU by the tests."""
+    qf, kf, vf = (t.to(v.dtype) for t in _to_fla(q, k, v))                  # fla wants one dtype for q, k, v
+    bf = beta.transpose(1, 2).contiguous().to(v.dtype)
+    kw = dict(scale=1.0, initial_state=initial_state, output_final_state=output_final_state)
+    if g is None:
+        o, s = _delta_kernels()["delta_rule"](qf, kf, vf, bf, **kw)
+    else:
+        o, s = _delta_kernels()["gated_delta_rule"](qf, kf, vf, g.transpose(1, 2).contiguous().float(), bf, **kw)
     return o.transpose(1, 2).to(v.dtype), s
