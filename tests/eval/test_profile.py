@@ -107,3 +107,26 @@ def test_profile_labels_and_noise_warning():
     busy = [{"name": "m", "points": [dict(point, decode_noise=0.9)]}]
     assert "warning" not in format_profile_table(quiet)
     assert "vary by up to 90% of their median" in format_profile_table(busy)
+
+
+def test_floor_is_the_streamed_weights_and_cache_over_the_read_bandwidth(pair):
+    """The hardware floor of a decode step: every weight once (a tied LM head once; an untied input embedding
+    not at all, a step reads one row of it) plus the cache, over the measured read bandwidth."""
+    from xatl.eval.profile import streamed_weight_bytes
+
+    _, student = pair                                     # tied embeddings: the table is read as the LM head
+    assert streamed_weight_bytes(student) == sum(p.numel() * 4 for p in student.parameters())
+    untied = tiny_donor("llama3")
+    embed = untied.get_input_embeddings().weight
+    assert streamed_weight_bytes(untied) == sum(p.numel() * 4 for p in untied.parameters()) - embed.numel() * 4
+    prof = profile_model(student, _cfg(bound=True, bandwidth_buffer=1 << 24), name="student", progress=False)
+    bandwidth, weights = prof["read_bandwidth_bytes_per_s"], prof["streamed_weight_bytes"]
+    assert bandwidth > 1e8 and prof["bandwidth_buffer_bytes"] == 1 << 24
+    for pt in prof["points"]:
+        assert pt["floor_ms_per_token"] == pytest.approx((weights + pt["cache_bytes"]) / bandwidth * 1e3)
+        assert pt["fraction_of_floor"] == pytest.approx(pt["floor_ms_per_token"] / pt["decode_ms_per_token"])
+    from xatl.eval.profile import format_profile_table
+
+    table = format_profile_table([prof])
+    assert "floor ms" in table.splitlines()[0] and "GB/s read bandwidth (a sum over 16.0 MiB)" in table
+    assert "floor" not in format_profile_table([profile_model(student, _cfg(), progress=False)])

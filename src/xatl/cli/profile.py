@@ -39,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     p.add_argument("--out", default="profile", help="output directory for profile.json and plots (default ./profile)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    p.add_argument("--no-bound", action="store_true", help="skip the hardware floor: by default the machine's read "
+                   "bandwidth is measured (a 1 GiB sum) and each decode step is shown beside its memory-traffic floor, "
+                   "(weights + cache) / bandwidth, and the fraction of it reached")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -67,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
 
     check_output_dir(args.out, args.overwrite, owned=("profile.json",), what="a profile")
     cfg = ProfileConfig(contexts=args.contexts, decode_steps=args.steps, warmup_steps=max(0, args.warmup),
-                        prefill_chunk=args.prefill_chunk, batch_size=args.batch_size)
+                        prefill_chunk=args.prefill_chunk, batch_size=args.batch_size, bound=not args.no_bound)
     dtype = getattr(torch, args.dtype)
     profiles = []
     for role, path in (("model", args.model), ("donor", args.donor)):

@@ -9,6 +9,7 @@ layers), the key/value tensors of a Hugging Face ``DynamicCache`` for donors.
 
 from __future__ import annotations
 
+import functools
 import logging
 import statistics
 import time
@@ -35,6 +36,12 @@ class ProfileConfig:
     """Tokens per prefill forward pass."""
     batch_size: int = 1
     seed: int = 0
+    bound: bool = False
+    """Also measure the machine's read bandwidth and state each decode step's memory-traffic floor beside it: the
+    bytes every step must read (the weights, once per step whatever the batch, and the cache) over that
+    bandwidth (``xatl profile`` turns it on)."""
+    bandwidth_buffer: int = 1 << 30
+    """Bytes summed to measure the read bandwidth (1 GiB: well past the CPU caches)."""
 
 
 @dataclass
@@ -53,6 +60,10 @@ class Point:
     cache_kind: str | None = None
     peak_memory_bytes: int | None = None
     """Peak accelerator memory during the point (CUDA only)."""
+    floor_ms_per_token: float | None = None
+    """The step's memory-traffic floor: (streamed weight bytes + cache bytes) / read bandwidth (``bound``)."""
+    fraction_of_floor: float | None = None
+    """floor / measured decode step: 1.0 is the hardware limit (``bound``)."""
     error: str | None = None
 
 
@@ -69,6 +80,39 @@ def cache_nbytes(cache) -> int:
             if isinstance(t, torch.Tensor):
                 total += t.numel() * t.element_size()
     return total
+
+
+def streamed_weight_bytes(model) -> int:
+    """Bytes of weights one decode step reads: every parameter once (a tied LM head counts once), except the
+    token-embedding and learned-position tables, of which a step reads one row per sequence."""
+    emb = model.get_input_embeddings().weight
+    out = model.get_output_embeddings()
+    head = out.weight if out is not None else None
+    seen, total = set(), 0
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        if (p is emb and p is not head) or "embed_positions" in name or name.endswith("wpe.weight"):
+            continue
+        total += p.numel() * p.element_size()
+    return total
+
+
+@functools.lru_cache(maxsize=8)
+def read_bandwidth(device: torch.device, nbytes: int = 1 << 30, repeats: int = 10) -> float:
+    """The machine's read bandwidth in bytes/s: the best of ``repeats`` sums over a float32 buffer of ``nbytes``
+    (with torch's threads, as a decode step has). Measured once per process and device, so that every model of
+    one profile is held against the same figure."""
+    x = torch.ones(max(1, nbytes // 4), dtype=torch.float32, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):                 # the first one warms the pages and the threads
+        _sync(device)
+        t = time.perf_counter()
+        x.sum()
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return x.numel() * 4 / best
 
 
 def cache_kind(model, cache) -> str:
@@ -170,9 +214,23 @@ def profile_model(model, cfg: ProfileConfig | None = None, *, name: str = "model
             log.warning("%s at context %d: %s", name, context, first)
             points.append(Point(context, error=f"{type(e).__name__}: {first}"))
     p = next(model.parameters())
-    return {"name": name, "model_type": getattr(model.config, "model_type", None),
-            "parameters": sum(x.numel() for x in model.parameters()), "dtype": str(p.dtype).replace("torch.", ""),
-            "device": str(p.device), "points": [asdict(pt) for pt in points]}
+    out = {"name": name, "model_type": getattr(model.config, "model_type", None),
+           "parameters": sum(x.numel() for x in model.parameters()), "dtype": str(p.dtype).replace("torch.", ""),
+           "device": str(p.device), "points": [asdict(pt) for pt in points]}
+    if cfg.bound:
+        out.update(_floors(model, out["points"], read_bandwidth(p.device, cfg.bandwidth_buffer)),
+                   bandwidth_buffer_bytes=cfg.bandwidth_buffer)
+    return out
+
+
+def _floors(model, points: list[dict], bandwidth: float) -> dict:
+    """The memory-traffic floor of every point (in place) and what it rests on."""
+    weights = streamed_weight_bytes(model)
+    for pt in points:
+        if pt["decode_ms_per_token"]:
+            pt["floor_ms_per_token"] = (weights + (pt["cache_bytes"] or 0)) / bandwidth * 1e3
+            pt["fraction_of_floor"] = pt["floor_ms_per_token"] / pt["decode_ms_per_token"]
+    return {"read_bandwidth_bytes_per_s": bandwidth, "streamed_weight_bytes": weights}
 
 
 def human_bytes(n: int) -> str:
@@ -184,18 +242,29 @@ def human_bytes(n: int) -> str:
 
 
 def format_profile_table(profiles: list[dict]) -> str:
-    """One row per (model, context): prefill tok/s, decode ms/token, cache MiB."""
-    rows = [["model", "context", "prefill tok/s", "decode ms/token", "cache memory", "cache"]]
+    """One row per (model, context): prefill tok/s, decode ms/token, cache MiB; with the memory-traffic floor
+    (``bound``) also the floor and the fraction of it reached, and a line per model on what the floor rests on."""
+    bound = any("read_bandwidth_bytes_per_s" in prof for prof in profiles)
+    extra = ["floor ms", "of floor"] if bound else []
+    rows = [["model", "context", "prefill tok/s", "decode ms/token", *extra, "cache memory", "cache"]]
     for prof in profiles:
         for pt in prof["points"]:
             if pt["error"]:
-                rows.append([prof["name"], str(pt["context"]), "-", "-", "-", pt["error"][:40]])
+                rows.append([prof["name"], str(pt["context"]), "-", "-", *["-"] * len(extra), "-", pt["error"][:40]])
                 continue
+            floor = [f"{pt['floor_ms_per_token']:.2f}", f"{pt['fraction_of_floor']:.2f}x"] \
+                if bound and pt.get("floor_ms_per_token") else ["-"] * len(extra)
             rows.append([prof["name"], str(pt["context"]), f"{pt['prefill_tokens_per_s']:.0f}",
-                         f"{pt['decode_ms_per_token']:.2f}", human_bytes(pt["cache_bytes"]), pt["cache_kind"]])
+                         f"{pt['decode_ms_per_token']:.2f}", *floor, human_bytes(pt["cache_bytes"]), pt["cache_kind"]])
+    numeric = len(rows[0]) - 1
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    table = "\n".join("  ".join(c.rjust(w) if 0 < i < 5 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
-                      .rstrip() for r in rows)
+    table = "\n".join("  ".join(c.rjust(w) if 0 < i < numeric else c.ljust(w)
+                                for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows)
+    for prof in profiles:
+        if "read_bandwidth_bytes_per_s" in prof:
+            table += (f"\n{prof['name']}: floor = ({human_bytes(prof['streamed_weight_bytes'])} of weights + the "
+                      f"cache) / {prof['read_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s read bandwidth (a sum over "
+                      f"{human_bytes(prof['bandwidth_buffer_bytes'])})")
     noise = max_noise(profiles)
     if noise > NOISY:
         table += (f"\nwarning: decode step times vary by up to {noise:.0%} of their median (a busy machine?); "
