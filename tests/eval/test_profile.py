@@ -24,7 +24,8 @@ def pair():
 
 
 def _cfg(**kw):
-    return ProfileConfig(**{**dict(contexts=CONTEXTS, decode_steps=2, warmup_steps=1, prefill_chunk=16), **kw})
+    return ProfileConfig(**{**dict(contexts=CONTEXTS, decode_steps=2, warmup_steps=1, prefill_chunk=16, bound=False),
+                            **kw})
 
 
 def test_kv_cache_grows_and_state_does_not(pair):

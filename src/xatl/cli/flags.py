@@ -46,7 +46,8 @@ def add_flags(parser: argparse.ArgumentParser, cls, overrides: dict | None = Non
               group: str | None = None, groups: dict | None = None, only=None) -> None:
     """Add a flag for every field of settings dataclass ``cls`` (or those named in ``only``) to ``parser``, see
     the module docstring. ``overrides[field]`` are argparse keywords: with ``type`` or ``action`` they replace the
-    parser inferred from the type, otherwise they adjust it (``flag`` renames the flag)."""
+    parser inferred from the type, otherwise they adjust it (``flag`` renames the flag, ``show`` formats the
+    default for the help)."""
     overrides = overrides or {}
     groups = {} if groups is None else groups
     hints = typing.get_type_hints(cls)
@@ -63,7 +64,9 @@ def add_flags(parser: argparse.ArgumentParser, cls, overrides: dict | None = Non
         flag = own.pop("flag", None) or meta.get("flag") or "--" + f"{prefix}{f.name}".replace("_", "-")
         dest = _dest(prefix, f.name)
         required = default is MISSING
-        help_text = docs[f.name] + ("" if required or default is None else f" (default: {_show(default)})")
+        show = own.pop("show", _show)
+        shown = None if required or default is None else show(default)
+        help_text = docs[f.name] + (f" (default: {shown})" if shown else "")
         kw = {"dest": dest, "help": help_text.replace("%", "%%")}
         if required:
             kw["required"] = True

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from .types import positive_int
-
 HELP = "measure the cost of inference (decode latency, prefill, cache memory) as the context grows"
 DESCRIPTION = """Measure, at each context length, the prefill throughput, the per-token decode latency with the
 cache, and the memory of that cache: the recurrent state of a student, the KV cache of a Transformer donor.
@@ -27,21 +25,18 @@ def _contexts(text: str) -> list[int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The models and outputs, then every ``ProfileConfig`` field as a flag (help, default and range from it)."""
+    from ..eval.profile_config import ProfileConfig
+    from .flags import add_flags
+
     p.add_argument("--model", required=True, help="model directory (student or donor), .gguf file or asset name")
     p.add_argument("--donor", help="also profile this donor (e.g. the student's donor) for comparison")
-    p.add_argument("--contexts", type=_contexts, default=[256, 1024, 4096, 16384], metavar="L1,L2,...",
-                   help="context lengths (default 256,1024,4096,16384)")
-    p.add_argument("--steps", type=positive_int, default=16, help="timed decode steps per context (default 16)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed decode steps first (default 2)")
-    p.add_argument("--prefill-chunk", type=positive_int, default=2048, help="tokens per prefill pass (default 2048)")
-    p.add_argument("--batch-size", type=positive_int, default=1, help="sequences decoded together (default 1)")
+    add_flags(p, ProfileConfig, overrides={"contexts": dict(type=_contexts, metavar="L1,L2,...",
+                                                             show=lambda c: ",".join(map(str, c)))})
     p.add_argument("--device", default="auto", help="cpu, cuda ... (default: cuda if available)")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     p.add_argument("--out", default="profile", help="output directory for profile.json and plots (default ./profile)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    p.add_argument("--no-bound", action="store_true", help="skip the hardware floor: by default the machine's read "
-                   "bandwidth is measured (a 1 GiB sum) and each decode step is shown beside its memory-traffic floor, "
-                   "(weights + cache) / bandwidth, and the fraction of it reached")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -67,10 +62,10 @@ def _run(args: argparse.Namespace) -> int:
     from ..eval.loading import load_model
     from ..eval.profile import ProfileConfig, format_profile_table, plot_profiles, profile_model
     from ..utils.fs import atomic_directory, atomic_write_json, check_output_dir
+    from .flags import flag_values
 
     check_output_dir(args.out, args.overwrite, owned=("profile.json",), what="a profile")
-    cfg = ProfileConfig(contexts=args.contexts, decode_steps=args.steps, warmup_steps=max(0, args.warmup),
-                        prefill_chunk=args.prefill_chunk, batch_size=args.batch_size, bound=not args.no_bound)
+    cfg = ProfileConfig(**flag_values(args, ProfileConfig))
     dtype = getattr(torch, args.dtype)
     profiles = []
     for role, path in (("model", args.model), ("donor", args.donor)):

@@ -4,14 +4,16 @@
     from xatl.eval import evaluate_path, format_table
     results = evaluate_path("students/smol-ret", "piqa,arc_easy,lambada", donor="smollm2-135m", limit=200)
     print(format_table(results))
+
+The names import on first use, so the settings (``xatl profile --help``) load without torch.
 """
 
-from .lm_tasks import write_lm_eval_tasks
-from .loading import load_model, model_info, weights_sha256
-from .perplexity import heldout_perplexity
-from .runner import evaluate, evaluate_path, format_table, read_results, relative_scores
-from .suite import SUITE_TASKS, TASKS, TaskSpec, load_task, parse_tasks
+from ..utils.lazy import lazy_exports
 
-__all__ = ["SUITE_TASKS", "TASKS", "TaskSpec", "evaluate", "evaluate_path", "format_table", "heldout_perplexity",
-           "load_model", "load_task", "model_info", "parse_tasks", "read_results", "relative_scores",
-           "weights_sha256", "write_lm_eval_tasks"]
+_EXPORTS = {"write_lm_eval_tasks": "lm_tasks", "load_model": "loading", "model_info": "loading",
+            "weights_sha256": "loading", "heldout_perplexity": "perplexity", "evaluate": "runner",
+            "evaluate_path": "runner", "format_table": "runner", "read_results": "runner",
+            "relative_scores": "runner", "SUITE_TASKS": "suite", "TASKS": "suite", "TaskSpec": "suite",
+            "load_task": "suite", "parse_tasks": "suite"}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -13,35 +13,18 @@ import functools
 import logging
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from .profile_config import ProfileConfig
+
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class ProfileConfig:
-    """Run arguments of a profile."""
-
-    contexts: list[int] = field(default_factory=lambda: [256, 1024, 4096, 16384])
-    """Context lengths (tokens already in the cache when decoding is timed)."""
-    decode_steps: int = 16
-    """Timed single-token decode steps per context (the median is reported)."""
-    warmup_steps: int = 2
-    """Untimed decode steps before the timed ones."""
-    prefill_chunk: int = 2048
-    """Tokens per prefill forward pass."""
-    batch_size: int = 1
-    seed: int = 0
-    bound: bool = False
-    """Also measure the machine's read bandwidth and state each decode step's memory-traffic floor beside it: the
-    bytes every step must read (the weights, once per step whatever the batch, and the cache) over that
-    bandwidth (``xatl profile`` turns it on)."""
-    bandwidth_buffer: int = 1 << 30
-    """Bytes summed to measure the read bandwidth (1 GiB: well past the CPU caches)."""
+__all__ = ["Point", "ProfileConfig", "cache_kind", "cache_nbytes", "format_profile_table", "measure", "plot_profiles",
+           "profile_model", "read_bandwidth", "streamed_weight_bytes"]
 
 
 @dataclass

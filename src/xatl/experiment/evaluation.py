@@ -112,7 +112,7 @@ def profile_models(paths: dict[str, str], spec: ProfileSpec, *, device: str = "a
     from ..eval.profile import ProfileConfig, profile_model
 
     cfg = ProfileConfig(contexts=list(spec.contexts), decode_steps=spec.decode_steps,
-                        warmup_steps=spec.warmup_steps, prefill_chunk=spec.prefill_chunk)
+                        warmup_steps=spec.warmup_steps, prefill_chunk=spec.prefill_chunk, bound=False)
     out = []
     for label, path in paths.items():
         model, _ = load_model(path, device=str(pick_device(device)))
