@@ -59,16 +59,22 @@ def _generate(model, n_prompt: int = 4, **kwargs) -> torch.Tensor:
     return model.generate(ids, max_new_tokens=2, do_sample=False, **kwargs)
 
 
+def _generate_through(monkeypatch, model, name: str, **kwargs):
+    """A tiny generate() that must reach our ``name`` once and transformers' once (ours forwards to it)."""
+    ours, upstream = _spy(monkeypatch, XATLGenerationMixin, name), _spy(monkeypatch, GenerationMixin, name)
+    out = _generate(model, **kwargs)
+    assert len(ours) == 1 and len(upstream) == 1, f"{name}: override reached {len(ours)}x, transformers' " \
+        f"{len(upstream)}x"
+    return out
+
+
 def test_hook_generate(hybrid, monkeypatch):
     """generate(inputs, generation_config, **kwargs) is forwarded to GenerationMixin.generate."""
     name = "generate"
     theirs = _params(GenerationMixin.generate)[1:3]
     assert theirs == ["inputs", "generation_config"], f"GenerationMixin.{name} now starts with {theirs}"
     assert type(hybrid).generate is XATLGenerationMixin.__dict__[name]
-    ours, upstream = _spy(monkeypatch, XATLGenerationMixin, name), _spy(monkeypatch, GenerationMixin, name)
-    assert _generate(hybrid).shape == (1, 6)
-    assert len(ours) == 1 and len(upstream) == 1, f"{name}: override reached {len(ours)}x, transformers' " \
-        f"{len(upstream)}x"
+    assert _generate_through(monkeypatch, hybrid, name).shape == (1, 6)
 
 
 def test_hook_supports_default_dynamic_cache(hybrid):
@@ -101,28 +107,19 @@ def test_hook_get_deprecated_gen_repo(hybrid, monkeypatch):
     """Refuses modes moved to Hub code before transformers would fetch them, then forwards."""
     name = "_get_deprecated_gen_repo"
     _check_hook(hybrid, name, ["generation_mode", "trust_remote_code", "custom_generate"])
-    ours, upstream = _spy(monkeypatch, XATLGenerationMixin, name), _spy(monkeypatch, GenerationMixin, name)
-    _generate(hybrid)
-    assert len(ours) == 1 and len(upstream) == 1, f"{name}: override reached {len(ours)}x, transformers' " \
-        f"{len(upstream)}x"
+    _generate_through(monkeypatch, hybrid, name)
 
 
 def test_hook_validate_generation_mode(hybrid, monkeypatch):
     """Refuses the modes a recurrent state cannot serve, then forwards to transformers' checks."""
     name = "_validate_generation_mode"
     _check_hook(hybrid, name, ["generation_mode", "generation_config", "generation_mode_kwargs"])
-    ours, upstream = _spy(monkeypatch, XATLGenerationMixin, name), _spy(monkeypatch, GenerationMixin, name)
-    _generate(hybrid)
-    assert len(ours) == 1 and len(upstream) == 1, f"{name}: override reached {len(ours)}x, transformers' " \
-        f"{len(upstream)}x"
+    _generate_through(monkeypatch, hybrid, name)
 
 
 def test_hook_validate_generated_length(hybrid, monkeypatch):
     """Forwards to transformers' checks, then stops the generation at the softmax layer's context."""
     name = "_validate_generated_length"
     _check_hook(hybrid, name, ["generation_config", "input_ids_length", "has_default_max_length"])
-    ours, upstream = _spy(monkeypatch, XATLGenerationMixin, name), _spy(monkeypatch, GenerationMixin, name)
-    out = _generate(hybrid, n_prompt=15)                 # 15 + 2 tokens would pass the context of 16
-    assert len(ours) == 1 and len(upstream) == 1, f"{name}: override reached {len(ours)}x, transformers' " \
-        f"{len(upstream)}x"
+    out = _generate_through(monkeypatch, hybrid, name, n_prompt=15)   # 15 + 2 tokens would pass the context of 16
     assert out.shape == (1, 16)

@@ -27,10 +27,6 @@ from ..utils.settings import default_of, field_docs
 from .types import bool_or_auto, optional
 
 
-def _dest(prefix: str, name: str) -> str:
-    return f"{prefix}{name}"
-
-
 def _show(value) -> str:
     if isinstance(value, (list, tuple)):
         return " ".join(map(str, value)) or "none"
@@ -55,14 +51,16 @@ def add_flags(parser: argparse.ArgumentParser, cls, overrides: dict | None = Non
     for f in _fields(cls, only):
         meta = f.metadata
         where = meta.get("group", group)
-        target = parser if where is None else groups.setdefault(where, parser.add_argument_group(where))
+        if where is not None and where not in groups:
+            groups[where] = parser.add_argument_group(where)
+        target = parser if where is None else groups[where]
         hint, default = hints[f.name], default_of(f)
         if dataclasses.is_dataclass(hint):
             add_flags(parser, hint, overrides, f"{prefix}{f.name}_", where, groups)
             continue
         own = dict(overrides.get(f.name, {}))
         flag = own.pop("flag", None) or meta.get("flag") or "--" + f"{prefix}{f.name}".replace("_", "-")
-        dest = _dest(prefix, f.name)
+        dest = f"{prefix}{f.name}"
         required = default is MISSING
         show = own.pop("show", _show)
         shown = None if required or default is None else show(default)
@@ -113,5 +111,5 @@ def flag_values(args: argparse.Namespace, cls, prefix: str = "", only=None) -> d
         if dataclasses.is_dataclass(hints[f.name]):
             out[f.name] = hints[f.name](**flag_values(args, hints[f.name], f"{prefix}{f.name}_"))
         else:
-            out[f.name] = getattr(args, _dest(prefix, f.name))
+            out[f.name] = getattr(args, f"{prefix}{f.name}")
     return out

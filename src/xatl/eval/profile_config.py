@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..utils.settings import setting
+from ..errors import ConfigError
+from ..utils.settings import check_ranges, setting
 
 
 @dataclass
@@ -32,9 +33,6 @@ class ProfileConfig:
     """Bytes summed to measure the read bandwidth (1 GiB: well past the CPU caches)."""
 
     def __post_init__(self) -> None:
-        from ..errors import ConfigError
-        from ..utils.settings import check_ranges
-
         if not self.contexts or min(self.contexts) < 1:
             raise ConfigError(f"contexts must be lengths >= 1, got {self.contexts}")
         problem = check_ranges(self)

@@ -188,7 +188,6 @@ class TrainConfig:
 
         need(bool(self.model), "model is required: a student directory from `xatl convert` or an HF model directory")
         need(bool(self.out_dir), "out_dir is required")
-        need(self.freeze in FREEZE_CHOICES, f"unknown freeze {self.freeze!r}; choose one of: copied, none")
         spec = parse_unfreeze(self.unfreeze)
         problem = check_ranges(self)
         need(problem is None, str(problem))

@@ -69,9 +69,9 @@ def plan_transfer(donor_config, mixer: str = "retention", attention_layers=(), m
                                                               mixer_options=mixer_options)
     _, report = transfer(donor, config, copy=copy)
     size = torch.empty((), dtype=dtype).element_size()
-    unique = {id(p): p.numel() for p in donor.parameters()}
     summary = report.summary()
-    return TransferPlan(report=report, dtype=str(dtype).replace("torch.", ""), donor_bytes=sum(unique.values()) * size,
+    donor_numel = sum(p.numel() for p in donor.parameters())                  # tied tensors once
+    return TransferPlan(report=report, dtype=str(dtype).replace("torch.", ""), donor_bytes=donor_numel * size,
                         student_bytes=summary["student_parameters"] * size,
                         copied_bytes=summary["copied_parameters"] * size,
                         fresh_bytes=summary["initialized_parameters"] * size)
