@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import string
+
 import torch
 from transformers import (
     AutoModelForCausalLM,
@@ -18,6 +20,7 @@ from transformers import (
 )
 
 VOCAB = 99
+EOS = "<|endoftext|>"
 
 
 def tiny_config(family: str, **overrides):
@@ -101,3 +104,21 @@ def tiny_donor(family: str, seed: int = 0, **overrides):
             if "norm" in name or "ln_" in name or name.endswith(".bias"):
                 p.add_(torch.randn_like(p) * 0.1)
     return model.eval()
+
+
+def char_tokenizer(chat_template: str | None = None):
+    """Character-level fast tokenizer: EOS (id 0), <unk>, newline and the 95 printable ASCII characters (98 ids)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {EOS: 0, "<unk>": 1, "\n": 2}
+    for ch in string.printable[:95]:
+        vocab.setdefault(ch, len(vocab))
+    assert len(vocab) <= VOCAB
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=EOS, unk_token="<unk>")
+    if chat_template is not None:
+        fast.chat_template = chat_template
+    return fast

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import string
-
 import torch
 
 import xatl
-from tiny import VOCAB
+from tiny import EOS, VOCAB, char_tokenizer  # noqa: F401  (re-exported for the generation tests)
 from xatl.mixers.registry import MIXERS, mixer_option_names
 
-EOS = "<|endoftext|>"
 # untied head and a larger init: greedy outputs of the random tiny models vary instead of repeating one token;
 # no EOS, so every generation runs to max_new_tokens
 DONOR = dict(tie_word_embeddings=False, initializer_range=0.2, bos_token_id=None, eos_token_id=None,
@@ -23,24 +20,6 @@ VARIANT_IDS = [m + ("+attn" + ",".join(map(str, a)) if a else "") for m, a in VA
 SOME_VARIANTS = [(m, ()) for m in MIXERS] + [("retention", (1,))]
 SOME_VARIANT_IDS = [m + ("+attn" + ",".join(map(str, a)) if a else "") for m, a in SOME_VARIANTS]
 LCI_MIXERS = [m for m, cls in MIXERS.items() if cls.recurrent]
-
-
-def char_tokenizer(chat_template: str | None = None):
-    """Character-level fast tokenizer: EOS (id 0), <unk>, newline and the 95 printable ASCII characters (98 ids)."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {EOS: 0, "<unk>": 1, "\n": 2}
-    for ch in string.printable[:95]:
-        vocab.setdefault(ch, len(vocab))
-    assert len(vocab) <= VOCAB
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=EOS, unk_token="<unk>")
-    if chat_template is not None:
-        fast.chat_template = chat_template
-    return fast
 
 
 def build_student(donor, mixer: str, attention_layers=(), **overrides):

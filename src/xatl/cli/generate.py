@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     DecodingSettings.add_arguments(p)
     p.add_argument("--device", default="auto", help="cpu, cuda ... (default: cuda if available)")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    p.add_argument("--pack", action="store_true", help="reorder the linear layers' fp32/bf16 weights into oneDNN's "
+                   "blocked layout first (CPU only; faster decoding, logits move by ~1e-5 of their scale)")
     p.add_argument("--quiet", action="store_true",
                    help="nothing on stderr but errors (no loading bar, no summary line)")
 
@@ -47,6 +49,10 @@ def _run(args: argparse.Namespace) -> int:
 
         hf_logging.disable_progress_bar()
     model, tokenizer = load_model(args.model, device=args.device, dtype=getattr(torch, args.dtype))
+    if args.pack:
+        from ..inference.quantize import pack_for_cpu
+
+        pack_for_cpu(model)
     result = generate_text(model, tokenizer, prompt, settings, out=sys.stdout, echo_prompt=True)
     sys.stdout.write("\n")
     sys.stdout.flush()

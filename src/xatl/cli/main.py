@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "generate": "generate",
     "chat": "chat",
     "profile": "profile",
+    "quantize": "quantize",
     "run": "run",
 }
 

@@ -65,20 +65,30 @@ def cache_nbytes(cache) -> int:
     return total
 
 
+WEIGHT_BUFFERS = ("weight_int8", "weight_scale", "input_scale")
+"""Buffers that are weights a step reads (`xatl.models.quantization.Int8Linear`'s)."""
+
+
 def streamed_weight_bytes(model) -> int:
-    """Bytes of weights one decode step reads: every parameter once (a tied LM head counts once), except the
-    token-embedding and learned-position tables, of which a step reads one row per sequence."""
+    """Bytes of weights one decode step reads: every parameter once (a tied LM head counts once), the int8 weights
+    of quantised layers and the packed weights of `PackedLinear` layers, except the token-embedding and
+    learned-position tables, of which a step reads one row per sequence."""
     emb = model.get_input_embeddings().weight
-    out = model.get_output_embeddings()
-    head = out.weight if out is not None else None
+    head = getattr(model.get_output_embeddings(), "weight", None)
     seen, total = set(), 0
-    for name, p in model.named_parameters(remove_duplicate=False):
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        if (p is emb and p is not head) or "embed_positions" in name or name.endswith("wpe.weight"):
-            continue
-        total += p.numel() * p.element_size()
+    for prefix, module in model.named_modules():
+        tensors = list(module.named_parameters(recurse=False))
+        tensors += [(n, b) for n, b in module.named_buffers(recurse=False) if n in WEIGHT_BUFFERS]
+        if isinstance(getattr(module, "packed", None), torch.Tensor):
+            tensors.append(("packed", module.packed))
+        for name, t in tensors:
+            full = f"{prefix}.{name}" if prefix else name
+            if id(t) in seen:
+                continue
+            seen.add(id(t))
+            if (t is emb and t is not head) or "embed_positions" in full or full.endswith("wpe.weight"):
+                continue
+            total += t.numel() * t.element_size()
     return total
 
 

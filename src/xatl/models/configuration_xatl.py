@@ -14,6 +14,8 @@ from typing import Any
 
 from transformers import PreTrainedConfig
 
+from .quantization import WEIGHT_QUANTIZATIONS
+
 NORM_TYPES = ("rmsnorm", "layernorm")
 NORM_LAYOUTS = ("pre", "post", "sandwich")
 QK_NORMS = ("head", "full")
@@ -49,6 +51,9 @@ class XATLConfig(PreTrainedConfig):
         embed_scale (None: 1): token embeddings are multiplied by it, in the embedding dtype (Gemma: sqrt(hidden)).
         final_logit_softcapping (None: off): logits = cap * tanh(logits / cap).
         tie_word_embeddings, initializer_range.
+        weight_quantization (None: float weights; `"int8"`: every linear layer holds int8 weights with a scale per
+        output channel and quantises its input per call, see `xatl.models.quantization`; written by
+        ``xatl quantize``).
 
     Mixers:
         mixer: the token mixer of every layer not listed in ``attention_layers`` (see `xatl.mixers.MIXERS`).
@@ -98,6 +103,7 @@ class XATLConfig(PreTrainedConfig):
 
     tie_word_embeddings: bool = False
     initializer_range: float = 0.02
+    weight_quantization: str | None = None
     use_cache: bool = True
     pad_token_id: int | None = None
     bos_token_id: int | None = None
@@ -158,6 +164,10 @@ class XATLConfig(PreTrainedConfig):
             raise ConfigError(f"parallel_residual needs norm_layout='pre' (got {self.norm_layout!r})")
         if self.final_logit_softcapping is not None and self.final_logit_softcapping <= 0:
             raise ConfigError(f"final_logit_softcapping must be > 0 or None, got {self.final_logit_softcapping}")
+        if self.weight_quantization is not None and self.weight_quantization not in WEIGHT_QUANTIZATIONS:
+            raise ConfigError(choices_message("weight_quantization", self.weight_quantization, WEIGHT_QUANTIZATIONS))
+        if self.weight_quantization is not None and self.tie_word_embeddings:
+            raise ConfigError("a quantised student has its own LM head; set tie_word_embeddings=False")
         if self.mixer not in MIXERS:
             raise ConfigError(choices_message("mixer", self.mixer, MIXERS))
         if self.num_attention_heads % self.num_key_value_heads:

@@ -22,12 +22,14 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from transformers.utils.deprecation import deprecate_kwarg
 
+from ..errors import XATLError
 from ..mixers.base import MixerContext, State
 from ..mixers.registry import build_mixer
 from .cache import XATLCache
 from .configuration_xatl import XATLConfig
 from .generation import XATLGenerationMixin, check_cache
 from .layers import MLP, RMSNorm, RotaryEmbedding, make_embedding, make_norm
+from .quantization import PackedLinear, empty_int8_linears
 
 # Set by ``xatl.models`` (outside the self-contained model code): writes the model code next to saved students
 # so that they load with ``trust_remote_code=True`` where xatl is not installed. None in such bundled copies.
@@ -179,6 +181,8 @@ class XATLForCausalLM(XATLPreTrainedModel, XATLGenerationMixin):
         super().__init__(config)
         self.model = XATLModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        if config.weight_quantization == "int8":          # placeholders the checkpoint fills (``xatl quantize``)
+            empty_int8_linears(self)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -186,6 +190,9 @@ class XATLForCausalLM(XATLPreTrainedModel, XATLGenerationMixin):
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """``PreTrainedModel.save_pretrained`` plus the model code for ``trust_remote_code`` loading."""
+        if any(isinstance(m, PackedLinear) for m in self.modules()):
+            raise XATLError("this model's linear layers are packed for CPU inference (oneDNN) and hold no savable "
+                            "weights; save the model before packing it, or load it again from its directory")
         super().save_pretrained(save_directory, *args, **kwargs)
         if REMOTE_CODE_WRITER is not None:
             REMOTE_CODE_WRITER(save_directory)
