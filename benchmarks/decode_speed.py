@@ -5,13 +5,15 @@ Every model has random weights of the real shapes (the cost of a step does not d
 is the median of --steps single-token steps after a prefill (``xatl.eval.profile``), and every floor is (bytes a
 step must read) / (read bandwidth measured once in this process). Sections:
 
+* kernels: how fast each matrix-vector kernel streams cold weights (GB/s), beside a plain sum;
 * precision: a retention and a GLA student at 512 tokens of context, batch 1 and 8, as fp32, fp32 with
   oneDNN-packed linears (``pack_for_cpu``), bf16 packed, and int8 (``quantize_student``);
-* donor: the donor (SDPA + DynamicCache) against the fp32 retention and GLA students (and the int8 retention one)
-  at 512 and 16384 tokens, batch 1;
+* donor: the donor (SDPA + DynamicCache) against the fp32 retention and GLA students, each also packed (the donor
+  too), and the int8 retention student, at 512 and 16384 tokens, batch 1;
 * batch: every mixer, fp32, batch 1 and 8 at 512 tokens: tokens/s at 8 over tokens/s at 1;
 * transformers: xatl mamba / mamba2 against ``MambaForCausalLM`` / ``Mamba2ForCausalLM`` with the same widths
-  (hidden 576, 2 layers, SmolLM2's vocabulary; xatl's MLPs shrunk to width 1 so both are mixer + norm + head).
+  (hidden 576, 2 layers; xatl's MLPs shrunk to width 1 so both are mixer + norm + head), with a 1024-token
+  vocabulary (--transformers-vocab) so that the LM head does not hide the mixers, and with SmolLM2's.
 
     python benchmarks/decode_speed.py                      # about 10 minutes on the 2-core CPU
     python benchmarks/decode_speed.py --quick              # smoke run, tiny shapes
@@ -104,9 +106,17 @@ def section_donor(cfg, args) -> dict:
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
-    models = {"donor": lambda: AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval(),
+    from xatl.inference import pack_for_cpu
+
+    def donor():
+        return AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
+
+    models = {"donor": donor,
               "retention/fp32": lambda: student(cfg, "retention"),
               "gla/fp32": lambda: student(cfg, "gla"),
+              "donor/fp32-packed": lambda: pack_for_cpu(donor()),
+              "retention/fp32-packed": lambda: variant(student(cfg, "retention"), "fp32-packed"),
+              "gla/fp32-packed": lambda: variant(student(cfg, "gla"), "fp32-packed"),
               "retention/int8": lambda: variant(student(cfg, "retention"), "int8")}
     out = {}
     for name, build in models.items():
@@ -116,9 +126,13 @@ def section_donor(cfg, args) -> dict:
             print(f"  {name:15s} context {c}: {p['decode_ms_per_token']:.1f} ms/step", flush=True)
         del m
         gc.collect()
-    d = out["donor"]["points"]
-    out["speedup_over_donor"] = {name: {c: d[c]["decode_ms_per_token"] / r["points"][c]["decode_ms_per_token"]
-                                        for c in args.donor_contexts} for name, r in out.items() if name != "donor"}
+    def ms(name, c):
+        return out[name]["points"][c]["decode_ms_per_token"]
+
+    out["speedup_over_donor"] = {name: {c: ms("donor", c) / ms(name, c) for c in args.donor_contexts}
+                                 for name in models if name != "donor"}
+    out["speedup_over_packed_donor"] = {name: {c: ms("donor/fp32-packed", c) / ms(name, c) for c in args.donor_contexts}
+                                        for name in models if name.endswith("packed") and not name.startswith("donor")}
     return out
 
 
@@ -127,20 +141,30 @@ def section_batch(cfg, args) -> dict:
 
     out = {}
     for mixer in MIXERS:
-        m = student(cfg, mixer)
-        r = {b: profile(m, [args.context], b, args.steps)["points"][args.context] for b in (1, 8)}
-        out[mixer] = {"b1": r[1], "b8": r[8], "scaling": r[8]["tokens_per_s"] / r[1]["tokens_per_s"]}
-        print(f"  {mixer:15s} batch 8 / batch 1 throughput: {out[mixer]['scaling']:.2f}x", flush=True)
-        del m
+        base = student(cfg, mixer)
+        for name in ("fp32", "fp32-packed"):
+            m = variant(base, name)
+            r = {b: profile(m, [args.context], b, args.steps)["points"][args.context] for b in (1, 8)}
+            out[f"{mixer}/{name}"] = {"b1": r[1], "b8": r[8], "scaling": r[8]["tokens_per_s"] / r[1]["tokens_per_s"]}
+            print(f"  {mixer:15s} {name:12s} batch 8 / batch 1 throughput: {out[f'{mixer}/{name}']['scaling']:.2f}x "
+                  f"({r[1]['tokens_per_s']:.1f} -> {r[8]['tokens_per_s']:.1f} tok/s)", flush=True)
+            del m
+        del base
         gc.collect()
     return out
 
 
 def section_transformers(cfg, args) -> dict:
+    C, H = cfg.hidden_size, cfg.num_attention_heads
+    out = {}
+    for V in sorted({args.transformers_vocab, cfg.vocab_size}):
+        out[f"vocab{V}"] = _against_transformers(C, H, V, args)
+    return out
+
+
+def _against_transformers(C: int, H: int, V: int, args) -> dict:
     from transformers import LlamaConfig, Mamba2Config, Mamba2ForCausalLM, MambaConfig, MambaForCausalLM
 
-    C, V = cfg.hidden_size, cfg.vocab_size
-    H = cfg.num_attention_heads
     D = C // H
     base = LlamaConfig(vocab_size=V, hidden_size=C, intermediate_size=1, num_hidden_layers=2, num_attention_heads=H,
                        num_key_value_heads=H, tie_word_embeddings=True)
@@ -157,21 +181,65 @@ def section_transformers(cfg, args) -> dict:
     out = {}
     for mixer, (ours, theirs) in pairs.items():
         a, b = ours(), theirs()
+        packed = variant(a, "fp32-packed")
         for batch in (1, 8):
             pa = profile(a, [args.context], batch, args.steps)["points"][args.context]
+            pp = profile(packed, [args.context], batch, args.steps)["points"][args.context]
             pb = profile(b, [args.context], batch, args.steps)["points"][args.context]
             ratio = pb["decode_ms_per_token"] / pa["decode_ms_per_token"]
-            out[f"{mixer}/b{batch}"] = {"xatl": pa, "transformers": pb, "xatl_over_transformers": ratio,
+            ratio_packed = pb["decode_ms_per_token"] / pp["decode_ms_per_token"]
+            out[f"{mixer}/b{batch}"] = {"xatl": pa, "xatl_packed": pp, "transformers": pb,
+                                        "xatl_over_transformers": ratio, "xatl_packed_over_transformers": ratio_packed,
                                         "xatl_parameters": sum(p.numel() for p in a.parameters()),
                                         "transformers_parameters": sum(p.numel() for p in b.parameters())}
-            print(f"  {mixer:7s} batch {batch}: xatl {pa['decode_ms_per_token']:.2f} ms, transformers "
-                  f"{pb['decode_ms_per_token']:.2f} ms -> {ratio:.2f}x", flush=True)
-        del a, b
+            print(f"  vocab {V:6d} {mixer:7s} batch {batch}: xatl {pa['decode_ms_per_token']:.2f} ms "
+                  f"(packed {pp['decode_ms_per_token']:.2f}), transformers {pb['decode_ms_per_token']:.2f} ms -> "
+                  f"{ratio:.2f}x ({ratio_packed:.2f}x packed)", flush=True)
+        del a, b, packed
         gc.collect()
     return out
 
 
-SECTIONS = {"precision": section_precision, "donor": section_donor, "batch": section_batch,
+def _rate(fn, items, nbytes: int) -> float:
+    """GB/s of ``fn`` over ``items`` (best of 3 passes after a warm one), ``nbytes`` read per item."""
+    for it in items:
+        fn(it)
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        for it in items:
+            fn(it)
+        best = min(best, (time.perf_counter() - t) / len(items))
+    return nbytes / best / 1e9
+
+
+def _kernel_rates(o: int, i: int, total_bytes: float) -> dict:
+    import torch.nn.functional as F
+
+    from xatl.models.quantization import Int8Linear
+
+    n, nbytes = max(2, int(total_bytes // (o * i * 4))), o * i * 4
+    Ws = [torch.randn(o, i) for _ in range(n)]
+    x = torch.randn(1, i)
+    r = {"F.linear (MKL GEMV)": _rate(lambda W: F.linear(x, W), Ws, nbytes),
+         "x @ W.T, W stored transposed": _rate(lambda W: x @ W, [W.t().contiguous() for W in Ws], nbytes),
+         "oneDNN packed (pack_for_cpu)": _rate(lambda p: torch.ops.mkldnn._linear_pointwise(x, p, None, "none", [], ""),
+                                               [torch.ops.mkldnn._reorder_linear_weight(W, 1) for W in Ws], nbytes),
+         "int8 fbgemm (Int8Linear), int8 bytes": _rate(
+             lambda q: q(x), [Int8Linear.from_linear(torch.nn.Linear(i, o, bias=False)) for _ in range(n)], o * i),
+         "sum over the weights": _rate(lambda W: W.sum(), Ws, nbytes)}
+    print(f"  {o} x {i}: " + ", ".join(f"{k} {v:.1f} GB/s" for k, v in r.items()), flush=True)
+    return r
+
+
+def section_kernels(cfg, args) -> dict:
+    """GB/s of one-token products over cold weights (more than the caches hold), by kernel."""
+    C = cfg.hidden_size
+    return {f"{o}x{i}": _kernel_rates(o, i, args.kernel_bytes) for o, i in ((cfg.intermediate_size, C),
+                                                                          (cfg.vocab_size, C))}
+
+
+SECTIONS = {"kernels": section_kernels, "precision": section_precision, "donor": section_donor, "batch": section_batch,
             "transformers": section_transformers}
 
 
@@ -181,13 +249,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=16, help="timed decode steps per point (median reported)")
     ap.add_argument("--context", type=int, default=512, help="context of the precision, batch and transformers runs")
     ap.add_argument("--donor-contexts", default="512,16384", help="contexts of the donor comparison")
+    ap.add_argument("--transformers-vocab", type=int, default=1024, help="vocabulary of the transformers comparison "
+                    "(besides the donor's)")
+    ap.add_argument("--kernel-bytes", type=float, default=8e8, help="weights per kernel measurement (past the caches)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--quick", action="store_true", help="tiny shapes, a few steps: a smoke run")
     ap.add_argument("--out", default=str(RESULTS / "decode_speed.json"))
     args = ap.parse_args()
     args.donor_contexts = [int(c) for c in args.donor_contexts.split(",")]
     if args.quick:
-        args.steps, args.context, args.donor_contexts = 3, 32, [32, 64]
+        args.steps, args.context, args.donor_contexts, args.transformers_vocab = 3, 32, [32, 64], 128
+        args.kernel_bytes = 4e6
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = donor_config(args.quick)
