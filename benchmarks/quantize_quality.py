@@ -47,10 +47,10 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    xatl("convert", "--donor", "smollm2-135m", "--mixer", "softmax", "--out", work / "donor", "--overwrite")
+    xatl("convert", "--threads", args.threads, "--donor", "smollm2-135m", "--mixer", "softmax", "--out", work / "donor", "--overwrite")
     healed = Path(args.healed) if args.healed else None
     if healed is None:
-        xatl("--threads", 2, "heal", "--donor", "smollm2-135m", "--mixer", "retention", "--out", work / "heal",
+        xatl("heal", "--threads", 2, "--donor", "smollm2-135m", "--mixer", "retention", "--out", work / "heal",
              "--budget", args.heal_budget, "--overwrite", "--no-progress")
         healed = work / "heal" / "train" / "final"
     result = {"limit": args.limit, "threads": args.threads, "healed": str(healed), "models": {}}
@@ -58,10 +58,10 @@ def main() -> None:
         for to in ("fp32", "int8", "bf16"):
             path = src if to == "fp32" else work / f"{name}-{to}"
             if to != "fp32":
-                xatl("--threads", args.threads, "quantize", "--model", src, "--to", to, "--out", path, "--overwrite")
+                xatl("quantize", "--threads", args.threads, "--model", src, "--to", to, "--out", path, "--overwrite")
             dtype = ["--dtype", "bfloat16"] if to == "bf16" else []
             out = work / f"{name}-{to}.json"
-            xatl("--threads", args.threads, "eval", "--model", path, "--tasks", tasks, "--limit", args.limit,
+            xatl("eval", "--threads", args.threads, "--model", path, "--tasks", tasks, "--limit", args.limit,
                  *dtype, "--out", out, "--no-progress")
             result["models"][f"{name}/{to}"] = scores(out)
     result["seconds"] = time.time() - t0

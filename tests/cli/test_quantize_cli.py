@@ -65,3 +65,14 @@ def test_a_donor_is_refused(tmp_path, capsys):
                         "--calibration-blocks", 0)
     assert code == 2 and len(err) == 1 and "not an XATL student" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_training_an_int8_student_is_refused(student_dir, tmp_path, capsys):
+    out = tmp_path / "int8"
+    assert run_cli(capsys, "quantize", "--model", student_dir, "--out", out, "--calibration-blocks", 0)[0] == 0
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"text": "some text, " * 30}) + "\n" for _ in range(20)))
+    code, err = run_cli(capsys, "train", "--model", out, "--data", data, "--steps", 1, "--block-size", 16,
+                        "--out", tmp_path / "run")
+    assert code == 2 and len(err) == 1 and "quantised for inference" in err[0], err
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())      # nothing half-written

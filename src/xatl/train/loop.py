@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..errors import TrainingError
+from ..errors import ConfigError, TrainingError
 from ..utils.fs import remove_if_only
 from . import setup
 from .accounting import FlopCounter, stage_record, trainable_matmul_params
@@ -158,6 +158,9 @@ class Trainer:
         from .. import models  # noqa: F401  (registers the XATL student with the Auto classes)
 
         config = AutoConfig.from_pretrained(self.src.path, **self.src.kwargs)
+        if getattr(config, "weight_quantization", None):
+            raise ConfigError(f"{str(self.src)!r} is a {config.weight_quantization} student, quantised for "
+                              "inference; train the float student it was quantised from, then quantise again")
         train, val = resolve_dataset(dataset, self.cfg, self.tokenizer, config)
         limit = getattr(config, "max_position_embeddings", None)
         self.train_blocks = Blocks(train, config.vocab_size, limit, "train")
