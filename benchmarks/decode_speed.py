@@ -7,7 +7,8 @@ step must read) / (read bandwidth measured once in this process). Sections:
 
 * kernels: how fast each matrix-vector kernel streams cold weights (GB/s), beside a plain sum;
 * precision: a retention and a GLA student at 512 tokens of context, batch 1 and 8, as fp32, fp32 with
-  oneDNN-packed linears (``pack_for_cpu``), bf16 packed, and int8 (``quantize_student``);
+  oneDNN-packed linears (``pack_for_cpu``), bf16 packed, and int8 (``quantize_student``): every linear layer, or
+  with the MLPs' down projections kept in fp32 (``xatl quantize``'s default), plain or packed;
 * donor: the donor (SDPA + DynamicCache) against the fp32 retention and GLA students, each also packed (the donor
   too), and the int8 retention student, at 512 and 16384 tokens, batch 1;
 * batch: every mixer, fp32, batch 1 and 8 at 512 tokens: tokens/s at 8 over tokens/s at 1;
@@ -68,6 +69,10 @@ def variant(model, name: str):
         return pack_for_cpu(m.to(torch.bfloat16))
     if name == "int8":
         return quantize_student(m, "int8")
+    if name == "int8-keep-down":                      # xatl quantize's default: the MLPs' down_proj in fp32
+        return quantize_student(m, "int8", keep_float=["down_proj"])
+    if name == "int8-keep-down-packed":
+        return pack_for_cpu(quantize_student(m, "int8", keep_float=["down_proj"]))
     raise ValueError(name)
 
 
@@ -88,7 +93,7 @@ def section_precision(cfg, args) -> dict:
     out = {}
     for mixer in ("retention", "gla"):
         base = student(cfg, mixer)
-        for name in ("fp32", "fp32-packed", "bf16-packed", "int8"):
+        for name in ("fp32", "fp32-packed", "bf16-packed", "int8", "int8-keep-down", "int8-keep-down-packed"):
             m = variant(base, name)
             for batch in (1, 8):
                 r = profile(m, [args.context], batch, args.steps)

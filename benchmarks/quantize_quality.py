@@ -1,7 +1,8 @@
 """What int8 and bf16 cost in quality (issue 18): held-out perplexity and zero-shot scores of quantised students
 against their fp32 originals, every number from the ``xatl`` commands a user would run.
 
-Models: the donor itself as a student (mixer ``softmax``: the identity conversion, so its scores are SmolLM2-135M-
+Variants: fp32, int8 (``xatl quantize``'s default: the MLPs' down projections kept in fp32), int8-all (every
+linear layer in int8, ``--keep-float none``) and bf16. Models: the donor itself as a student (mixer ``softmax``: the identity conversion, so its scores are SmolLM2-135M-
 Instruct's own) and a healed retention student (``xatl heal --mixer retention``; pass its directory with
 --healed, or let the script heal one with --heal-budget).
 
@@ -42,6 +43,8 @@ def main() -> None:
     ap.add_argument("--tasks", default="ppl,piqa,arc_easy,lambada")
     ap.add_argument("--healed-tasks", default="ppl,lambada")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reuse", action="store_true", help="keep the evaluations already in --work (from an earlier run "
+                    "of this script) and run only the missing ones")
     ap.add_argument("--out", default=str(RESULTS / "quantize_quality.json"))
     args = ap.parse_args()
     work = Path(args.work)
@@ -53,17 +56,23 @@ def main() -> None:
         xatl("heal", "--threads", 2, "--donor", "smollm2-135m", "--mixer", "retention", "--out", work / "heal",
              "--budget", args.heal_budget, "--overwrite", "--no-progress")
         healed = work / "heal" / "train" / "final"
-    result = {"limit": args.limit, "threads": args.threads, "healed": str(healed), "models": {}}
+    result = {"limit": args.limit, "threads": args.threads, "healed": str(healed), "models": {}, "reused": []}
+    variants = {"fp32": [], "int8": [], "int8-all": ["--keep-float", "none"], "bf16": []}
     for name, src, tasks in (("donor", work / "donor", args.tasks), ("healed-retention", healed, args.healed_tasks)):
-        for to in ("fp32", "int8", "bf16"):
-            path = src if to == "fp32" else work / f"{name}-{to}"
-            if to != "fp32":
-                xatl("quantize", "--threads", args.threads, "--model", src, "--to", to, "--out", path, "--overwrite")
-            dtype = ["--dtype", "bfloat16"] if to == "bf16" else []
-            out = work / f"{name}-{to}.json"
-            xatl("eval", "--threads", args.threads, "--model", path, "--tasks", tasks, "--limit", args.limit,
-                 *dtype, "--out", out, "--no-progress")
-            result["models"][f"{name}/{to}"] = scores(out)
+        for variant, flags in variants.items():
+            to = variant.split("-")[0]
+            path = src if to == "fp32" else work / f"{name}-{variant}"
+            out = work / f"{name}-{variant}.json"
+            if args.reuse and out.exists():
+                result["reused"].append(out.name)
+            else:
+                if to != "fp32":
+                    xatl("quantize", "--threads", args.threads, "--model", src, "--to", to, *flags, "--out", path,
+                         "--overwrite")
+                dtype = ["--dtype", "bfloat16"] if to == "bf16" else []
+                xatl("eval", "--threads", args.threads, "--model", path, "--tasks", tasks, "--limit", args.limit,
+                     *dtype, "--out", out, "--no-progress")
+            result["models"][f"{name}/{variant}"] = scores(out)
     result["seconds"] = time.time() - t0
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -151,3 +151,21 @@ def test_pack_for_cpu_decodes_like_the_unpacked_model_and_refuses_to_save(donor,
     with pytest.raises(XATLError, match="packed for CPU inference"):
         packed.save_pretrained(tmp_path / "p")
     assert not (tmp_path / "p").exists()
+
+
+def test_layers_kept_in_float_save_and_load(donor, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    q = quantize_student(student(donor, "gla"), "int8", calibration=[ids()], keep_float=["down_proj", "lm_head"])
+    kept = {n for n, m in q.named_modules() if type(m) is nn.Linear}
+    assert kept and all(n.endswith(("mlp.down_proj", "lm_head")) for n in kept)
+    assert q.config.quantization_keep_float == ["down_proj", "lm_head"]
+    xatl.save_student(q, tmp_path / "s")
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "s").eval()
+    assert {n for n, m in loaded.named_modules() if type(m) is nn.Linear} == kept
+    x = ids()
+    with torch.no_grad():
+        assert torch.equal(loaded(x).logits, q(x).logits)
+    with pytest.raises(ConfigError, match="nothing left to quantise"):
+        quantize_student(student(donor), "int8", keep_float=["q_proj", "k_proj", "v_proj", "o_proj", "g_proj",
+                                                            "gate_proj", "up_proj", "down_proj", "lm_head"])

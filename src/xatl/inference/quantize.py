@@ -7,7 +7,7 @@
 ``int8``: every linear layer (mixer projections and gates, MLP, LM head) becomes an `Int8Linear` (int8 weights, one
 scale per output channel, 8-bit inputs per call), smoothed SmoothQuant-style by the largest input of each channel
 over a few calibration blocks (`input_absmax`; without them real LMs lose most of their quality: SmolLM2's held-out
-perplexity goes from 20.6 to 91.7). The LM head is untied from the embedding first (the embedding stays in fp32:
+perplexity goes from 20.6 to 91.7 on 5 documents). The LM head is untied from the embedding first (the embedding stays in fp32:
 a step reads one row of it). Norms, convolutions, decays and recurrent states keep their precision.
 ``bf16``: every floating-point weight in bfloat16; the mixers keep their recurrent states in fp32.
 """
@@ -71,12 +71,14 @@ def input_absmax(model: nn.Module, batches) -> dict[str, torch.Tensor]:
     return stats
 
 
-def quantize_student(model: XATLForCausalLM, to: str, calibration=None, alpha: float = 0.5) -> XATLForCausalLM:
+def quantize_student(model: XATLForCausalLM, to: str, calibration=None, alpha: float = 0.5,
+                     keep_float=()) -> XATLForCausalLM:
     """Quantise an XATL student in place to ``to`` ("int8" or "bf16") and record it in its config; returns it.
 
     calibration: token-id batches ((B, T) each) whose activations smooth the int8 layers (`input_absmax`; None:
     no smoothing); alpha: SmoothQuant's migration strength in [0, 1] (0: none, 1: all of the outliers into the
-    weights; 0.5, SmoothQuant's default, measured best of 0.3-0.8 on SmolLM2, docs/benchmarks.md)."""
+    weights; 0.5, SmoothQuant's default, measured best of 0.3-0.8 on SmolLM2, docs/benchmarks.md); keep_float:
+    int8 only, the linear layers left in float (names or name endings, e.g. ["down_proj"])."""
     if to not in QUANTIZE_TARGETS:
         raise ConfigError(f"cannot quantise to {to!r}; choose one of: {', '.join(QUANTIZE_TARGETS)}")
     if not isinstance(model, XATLForCausalLM):
@@ -97,8 +99,11 @@ def quantize_student(model: XATLForCausalLM, to: str, calibration=None, alpha: f
         model.config.tie_word_embeddings = False
     stats = input_absmax(model, calibration) if calibration is not None else {}
     names = {id(m): n for n, m in model.named_modules()}
-    replace_linears(model, lambda lin: Int8Linear.from_linear(lin, stats.get(names[id(lin)]), alpha))
+    keep = [k for k in keep_float if k and k != "none"]
+    if not replace_linears(model, lambda lin: Int8Linear.from_linear(lin, stats.get(names[id(lin)]), alpha), keep):
+        raise ConfigError(f"keep_float {keep} keeps every linear layer in float: nothing left to quantise")
     model.config.weight_quantization = "int8"
+    model.config.quantization_keep_float = keep or None
     model.config.dtype = torch.float32
     return model
 
@@ -144,7 +149,7 @@ def save_quantized(model_dir: str | os.PathLike, out: str | os.PathLike, cfg: Qu
     before = tensor_bytes(model)
     n = sum(1 for m in model.modules() if type(m) is nn.Linear)
     calibration = calibration_batches(cfg, tokenizer) if cfg.to == "int8" and cfg.calibration_blocks else None
-    quantize_student(model, cfg.to, calibration=calibration, alpha=cfg.alpha)
+    quantize_student(model, cfg.to, calibration=calibration, alpha=cfg.alpha, keep_float=cfg.keep_float)
     save_student(model, out, tokenizer=tokenizer, overwrite=overwrite)
     return QuantizeResult(Path(out), cfg.to, n, before, tensor_bytes(model), time.perf_counter() - t0)
 

@@ -53,7 +53,8 @@ class XATLConfig(PreTrainedConfig):
         tie_word_embeddings, initializer_range.
         weight_quantization (None: float weights; `"int8"`: every linear layer holds int8 weights with a scale per
         output channel and quantises its input per call, see `xatl.models.quantization`; written by
-        ``xatl quantize``).
+        ``xatl quantize``), quantization_keep_float (the linear layers, by name or name ending, an int8 student
+        holds in float, e.g. ``["down_proj"]``).
 
     Mixers:
         mixer: the token mixer of every layer not listed in ``attention_layers`` (see `xatl.mixers.MIXERS`).
@@ -104,6 +105,7 @@ class XATLConfig(PreTrainedConfig):
     tie_word_embeddings: bool = False
     initializer_range: float = 0.02
     weight_quantization: str | None = None
+    quantization_keep_float: list[str] | None = None
     use_cache: bool = True
     pad_token_id: int | None = None
     bos_token_id: int | None = None

@@ -182,7 +182,7 @@ class XATLForCausalLM(XATLPreTrainedModel, XATLGenerationMixin):
         self.model = XATLModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.weight_quantization == "int8":          # placeholders the checkpoint fills (``xatl quantize``)
-            empty_int8_linears(self)
+            empty_int8_linears(self, config.quantization_keep_float)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:

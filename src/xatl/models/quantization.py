@@ -145,18 +145,29 @@ class PackedLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, dtype={self.dtype}, packed=oneDNN"
 
 
-def replace_linears(module: nn.Module, make) -> int:
-    """Replace every ``nn.Linear`` below ``module`` by ``make(linear)``; returns how many were replaced."""
+def keeps_float(name: str, keep: tuple[str, ...] | list[str] | None) -> bool:
+    """Whether the layer called ``name`` (its dotted path) is one of the ``keep`` layers (names or name endings,
+    e.g. "down_proj" or "lm_head") that a quantised student holds in float."""
+    return any(name == k or name.endswith("." + k) for k in keep or ())
+
+
+def replace_linears(module: nn.Module, make, keep=None, prefix: str = "") -> int:
+    """Replace every ``nn.Linear`` below ``module`` by ``make(linear)``, except the layers named in ``keep`` (see
+    `keeps_float`); returns how many were replaced."""
     n = 0
     for name, child in list(module.named_children()):
+        path = f"{prefix}{name}"
         if type(child) is nn.Linear:
-            setattr(module, name, make(child))
-            n += 1
+            if not keeps_float(path, keep):
+                setattr(module, name, make(child))
+                n += 1
         else:
-            n += replace_linears(child, make)
+            n += replace_linears(child, make, keep, path + ".")
     return n
 
 
-def empty_int8_linears(module: nn.Module) -> int:
-    """Give ``module`` the int8 layout of a saved int8 student (placeholders the checkpoint fills)."""
-    return replace_linears(module, lambda lin: Int8Linear(lin.in_features, lin.out_features, lin.bias is not None))
+def empty_int8_linears(module: nn.Module, keep=None) -> int:
+    """Give ``module`` the int8 layout of a saved int8 student (placeholders the checkpoint fills); the ``keep``
+    layers stay ``nn.Linear``."""
+    return replace_linears(module, lambda lin: Int8Linear(lin.in_features, lin.out_features, lin.bias is not None),
+                           keep)
