@@ -1,14 +1,15 @@
 """Quantised students (``xatl quantize``) and oneDNN-packed linear layers for CPU decoding.
 
-    model = quantize_student(XATLForCausalLM.from_pretrained(d), "int8")    # in place, returns the model
-    save_quantized("students/smol-ret", "students/smol-ret-int8", "int8")    # load, quantise, save atomically
-    pack_for_cpu(model)                                                      # faster fp32/bf16 decode, inference only
+    model = quantize_student(XATLForCausalLM.from_pretrained(d), "int8", calibration=batches)   # in place
+    save_quantized("students/smol-ret", "students/smol-ret-int8", QuantizeConfig(to="int8"))  # = xatl quantize
+    pack_for_cpu(model)                                             # faster fp32/bf16 decode, inference only
 
-``int8``: every linear layer (mixer projections and gates, MLP, LM head) becomes an `Int8Linear` (int8 weights, one
-scale per output channel, 8-bit inputs per call), smoothed SmoothQuant-style by the largest input of each channel
-over a few calibration blocks (`input_absmax`; without them real LMs lose most of their quality: SmolLM2's held-out
-perplexity goes from 20.6 to 91.7 on 5 documents). The LM head is untied from the embedding first (the embedding stays in fp32:
-a step reads one row of it). Norms, convolutions, decays and recurrent states keep their precision.
+``int8``: every linear layer (mixer projections and gates, MLP, LM head) but the ``keep_float`` ones (``xatl
+quantize``'s default: the MLPs' ``down_proj``) becomes an `Int8Linear` (int8 weights, one scale per output channel,
+8-bit inputs per call), smoothed SmoothQuant-style by the largest input of each channel over a few calibration
+blocks (`input_absmax`; without them real LMs lose most of their quality: SmolLM2's held-out perplexity goes from
+20.6 to 91.7 on 5 documents). The LM head is untied from the embedding first (the embedding stays in fp32: a step
+reads one row of it). Norms, convolutions, decays and recurrent states keep their precision.
 ``bf16``: every floating-point weight in bfloat16; the mixers keep their recurrent states in fp32.
 """
 
