@@ -30,12 +30,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+from ..ops.fla_backend import fla_delta_usable, fla_usable
+
 if TYPE_CHECKING:
     from ..models.configuration_xatl import XATLConfig
 
 State = dict[str, torch.Tensor]
 FORMS = ("chunked", "naive", "recurrent")
-KERNELS = ("torch", "fla")
+KERNELS = ("torch", "fla", "auto")
 
 
 @dataclass
@@ -85,9 +88,10 @@ class LCIOptions(MixerOptions):
     form: str = "chunked"
     """Which form runs sequences with T > 1: "chunked" (default), "naive" (quadratic reference) or "recurrent"."""
     kernels: str = "torch"
-    """Chunked-form kernels: "torch" (default, the reference) or "fla" (flash-linear-attention's Triton kernels
-    when the inputs are on CUDA and fla imports, else torch; used by gla, mamba2, retention, deltanet and
-    gated_deltanet)."""
+    """Chunked-form kernels: "torch" (default, the reference), "fla" (flash-linear-attention's Triton kernels; refused
+    in one line where they cannot run: CPU inputs, fla not installed, a mixer without an fla path) or "auto" (fla's
+    on CUDA inputs when it imports, else torch). Mixers with an fla path: gla, mamba2, retention, deltanet,
+    gated_deltanet."""
 
     def validate(self) -> None:
         if self.chunk_size < 1:
@@ -105,6 +109,9 @@ class Mixer(nn.Module):
     Options: ClassVar[type[MixerOptions]] = MixerOptions
     recurrent: ClassVar[bool] = True
     """True when the state has a fixed size (linear cost); False for softmax attention's growing KV cache."""
+    fla_path: ClassVar[str | None] = None
+    """Which flash-linear-attention kernels the chunked form can run ("simple_gla", "gla" or "delta"; None: none), for
+    ``kernels="fla"`` / ``"auto"``."""
     keeps_donor_attention: ClassVar[bool] = False
     """True when the layer is the donor's own attention, kept as it is (softmax): nothing to align or heal, its
     weights copy whatever the copy set, and it bounds the context to the donor's ``max_position_embeddings``."""
@@ -117,6 +124,9 @@ class Mixer(nn.Module):
         self.head_dim = config.head_dim
         self.opts = self.Options(**options)
         self.opts.validate()
+        if getattr(self.opts, "kernels", "torch") == "fla" and self.fla_path is None:
+            raise ConfigError(f"mixer {self.name!r} has no flash-linear-attention path; use kernels='torch' or 'auto' "
+                              "(fla kernels exist for gla, mamba2, retention, deltanet, gated_deltanet)")
 
     def forward(self, x: torch.Tensor, ctx: MixerContext, state: State | None = None,
                 use_cache: bool = False) -> tuple[torch.Tensor, State | None]:
@@ -145,6 +155,21 @@ class Mixer(nn.Module):
     def extra_repr(self) -> str:
         fields = ", ".join(f"{f.name}={getattr(self.opts, f.name)!r}" for f in dataclasses.fields(self.opts))
         return f"layer={self.layer_idx}" + (f", {fields}" if fields else "")
+
+    def _use_fla(self, x: torch.Tensor) -> bool:
+        """Whether the chunked form runs fla's kernels on ``x``: never with kernels "torch"; with "auto" when x is on
+        CUDA and fla imports; with "fla" always, refusing in one line where it cannot."""
+        kernels = getattr(self.opts, "kernels", "torch")
+        if kernels == "torch" or self.fla_path is None or (kernels == "auto" and not x.is_cuda):
+            return False
+        usable = fla_delta_usable if self.fla_path == "delta" else fla_usable
+        if kernels == "auto" or usable(x):
+            return usable(x)
+        if not x.is_cuda:
+            raise ConfigError(f"kernels='fla' runs flash-linear-attention's Triton kernels, which need CUDA inputs "
+                              f"(got {x.device.type}); move the model to a GPU or use kernels='auto' or 'torch'")
+        raise ConfigError("kernels='fla' needs flash-linear-attention: pip install flash-linear-attention (or use "
+                          "kernels='auto' or 'torch')")
 
     def _form_for(self, T: int, state: State | None) -> str:
         """The form to run: recurrent for one-token steps with a state, else the configured form."""

@@ -95,6 +95,7 @@ def l2_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 class DeltaNet(Mixer):
     name = "deltanet"
+    fla_path = "delta"
     Options = DeltaNetOptions
     gated: ClassVar[bool] = False
     """Gated DeltaNet's decay gate (a_proj, A_log, dt_bias)."""
@@ -158,7 +159,7 @@ class DeltaNet(Mixer):
         beta, g = self._beta_gate(x, mask)                                         # (B, H, T); g None if plain
         o, kv = run_form(FORMS, self._form_for(T, state), q, k, v, beta, g,
                          initial_state=state["kv"] if state is not None else None, output_final_state=use_cache,
-                         chunked=dict(chunk_size=self.opts.chunk_size, use_fla=self.opts.kernels == "fla"))
+                         chunked=dict(chunk_size=self.opts.chunk_size, use_fla=self._use_fla(x)))
         o = head_rms_norm(o, self.norm_weight, self.opts.norm_eps)                # (B, H, T, D)
         if self.g_proj is not None:
             o = o * F.silu(split_heads(self.g_proj(x), D))

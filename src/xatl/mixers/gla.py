@@ -44,6 +44,7 @@ class GLAOptions(LCIOptions):
 
 class GatedLinearAttention(Mixer):
     name = "gla"
+    fla_path = "gla"
     Options = GLAOptions
 
     def __init__(self, config, layer_idx: int, **options):
@@ -79,7 +80,7 @@ class GatedLinearAttention(Mixer):
             k, v, g = k * m.to(k.dtype), v * m.to(v.dtype), g * m
         kw = dict(initial_state=state["kv"] if state is not None else None, output_final_state=use_cache)
         o, final = run_form(FORMS, self._form_for(T, state), q, k, v, g, **kw,
-                            chunked=dict(chunk_size=self.opts.chunk_size, use_fla=self.opts.kernels == "fla"))
+                            chunked=dict(chunk_size=self.opts.chunk_size, use_fla=self._use_fla(x)))
         o = merge_heads(head_rms_norm(o, self.g_norm_weight, self.opts.norm_eps))   # (B, T, H * D)
         if self.g_proj is not None:
             o = o * F.silu(self.g_proj(x))

@@ -48,6 +48,7 @@ class Mamba2Options(SSMOptions):
 
 class Mamba2(Mixer):
     name = "mamba2"
+    fla_path = "simple_gla"
     Options = Mamba2Options
     init_notes = {"A_log": "log(uniform[1, A_init_max]) per head", "D": "ones", "norm_weight": "ones",
                   "dt_bias": "softplus^-1 of dt log-uniform in [dt_min, dt_max]",
@@ -131,4 +132,4 @@ class Mamba2(Mixer):
     def _scan(self, q, k, v, g, form: str, state, use_cache: bool):
         return run_form(FORMS, form, q, k, v, g, initial_state=state["ssm"] if state is not None else None,
                         output_final_state=use_cache,
-                        chunked=dict(chunk_size=self.opts.chunk_size, use_fla=self.opts.kernels == "fla"))
+                        chunked=dict(chunk_size=self.opts.chunk_size, use_fla=self._use_fla(q)))

@@ -66,6 +66,7 @@ def xpos_log_decay(head_dim: int, scale_base: float) -> torch.Tensor:
 
 class Retention(Mixer):
     name = "retention"
+    fla_path = "simple_gla"
     Options = RetentionOptions
 
     def __init__(self, config, layer_idx: int, **options):
@@ -120,7 +121,7 @@ class Retention(Mixer):
         else:                                                              # (H,): retention's
             forms, decay = RETENTION_FORMS, self.log_decay
         return run_form(forms, form, q, k, v, decay, initial_state=init_state, output_final_state=use_cache,
-                        chunked=dict(chunk_size=self.opts.chunk_size, use_fla=self.opts.kernels == "fla"))
+                        chunked=dict(chunk_size=self.opts.chunk_size, use_fla=self._use_fla(q)))
 
     def _group_norm(self, o: torch.Tensor) -> torch.Tensor:
         return head_rms_norm(o, self.g_norm_weight, self.opts.norm_eps)
