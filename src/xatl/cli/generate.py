@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .types import PACK_HELP
+
 HELP = "generate text from a prompt, streaming it to the terminal (constant memory for LCI students)"
 DESCRIPTION = """Continue --prompt with the model and stream the new text to stdout as it is decoded.
 
@@ -26,8 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     DecodingSettings.add_arguments(p)
     p.add_argument("--device", default="auto", help="cpu, cuda ... (default: cuda if available)")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
-    p.add_argument("--pack", action="store_true", help="reorder the linear layers' fp32/bf16 weights into oneDNN's "
-                   "blocked layout first (CPU only; faster decoding, logits move by ~1e-5 of their scale)")
+    p.add_argument("--pack", action="store_true", help=PACK_HELP)
     p.add_argument("--quiet", action="store_true",
                    help="nothing on stderr but errors (no loading bar, no summary line)")
 
@@ -48,11 +49,7 @@ def _run(args: argparse.Namespace) -> int:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-    model, tokenizer = load_model(args.model, device=args.device, dtype=getattr(torch, args.dtype))
-    if args.pack:
-        from ..inference.quantize import pack_for_cpu
-
-        pack_for_cpu(model)
+    model, tokenizer = load_model(args.model, device=args.device, dtype=getattr(torch, args.dtype), pack=args.pack)
     result = generate_text(model, tokenizer, prompt, settings, out=sys.stdout, echo_prompt=True)
     sys.stdout.write("\n")
     sys.stdout.flush()

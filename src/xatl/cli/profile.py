@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .types import PACK_HELP
+
 HELP = "measure the cost of inference (decode latency, prefill, cache memory) as the context grows"
 DESCRIPTION = """Measure, at each context length, the prefill throughput, the per-token decode latency with the
 cache, and the memory of that cache: the recurrent state of a student, the KV cache of a Transformer donor.
@@ -35,8 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                              show=lambda c: ",".join(map(str, c)))})
     p.add_argument("--device", default="auto", help="cpu, cuda ... (default: cuda if available)")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
-    p.add_argument("--pack", action="store_true", help="reorder the linear layers' fp32/bf16 weights into oneDNN's "
-                   "blocked layout first (CPU only; faster decoding, logits move by ~1e-5 of their scale)")
+    p.add_argument("--pack", action="store_true", help=PACK_HELP)
     p.add_argument("--out", default="profile", help="output directory for profile.json and plots (default ./profile)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -73,11 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     for role, path in (("model", args.model), ("donor", args.donor)):
         if path is None:
             continue
-        model, _ = load_model(path, device=args.device, dtype=dtype)
-        if args.pack:
-            from ..inference.quantize import pack_for_cpu
-
-            pack_for_cpu(model)
+        model, _ = load_model(path, device=args.device, dtype=dtype, pack=args.pack)
         name = _name(path) + (" (donor)" if role == "donor" else "")
         profiles.append(dict(profile_model(model, cfg, name=name, progress=not args.no_progress), path=str(path),
                              role=role))

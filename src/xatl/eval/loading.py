@@ -103,8 +103,10 @@ def load_weights(src, dtype: torch.dtype = torch.float32):
     return model
 
 
-def load_model(path: str | os.PathLike, *, device: str | None = "cpu", dtype: torch.dtype = torch.float32):
-    """(model in eval mode, tokenizer) of a model directory, a .gguf file or a fetched asset name.
+def load_model(path: str | os.PathLike, *, device: str | None = "cpu", dtype: torch.dtype = torch.float32,
+               pack: bool = False):
+    """(model in eval mode, tokenizer) of a model directory, a .gguf file or a fetched asset name; ``pack``: its
+    linear layers packed for CPU inference (`xatl.inference.pack_for_cpu`).
 
     Refuses, with one line naming the fix, a path that is not a model, a model that is not a causal LM, and a
     model without a tokenizer.
@@ -118,7 +120,12 @@ def load_model(path: str | os.PathLike, *, device: str | None = "cpu", dtype: to
     except Exception as e:
         raise ModelLoadError(f"model {str(src)!r} has no loadable tokenizer ({type(e).__name__}); save the donor's "
                              "tokenizer beside the weights") from None
-    return load_weights(src, dtype).to(target).eval(), tokenizer
+    model = load_weights(src, dtype).to(target).eval()
+    if pack:
+        from ..inference.quantize import pack_for_cpu
+
+        pack_for_cpu(model)
+    return model, tokenizer
 
 
 def weights_sha256(path: str | os.PathLike) -> str | None:

@@ -149,7 +149,7 @@ def save_quantized(model_dir: str | os.PathLike, out: str | os.PathLike, cfg: Qu
                           "is saved with its tokenizer: save it beside the weights") from None
     before = tensor_bytes(model)
     n = sum(1 for m in model.modules() if type(m) is nn.Linear)
-    calibration = calibration_batches(cfg, tokenizer) if cfg.to == "int8" and cfg.calibration_blocks else None
+    calibration = calibration_batches(cfg, tokenizer) if cfg.to == "int8" else None
     quantize_student(model, cfg.to, calibration=calibration, alpha=cfg.alpha, keep_float=cfg.keep_float)
     save_student(model, out, tokenizer=tokenizer, overwrite=overwrite)
     return QuantizeResult(Path(out), cfg.to, n, before, tensor_bytes(model), time.perf_counter() - t0)
@@ -165,8 +165,7 @@ def pack_for_cpu(model: nn.Module) -> nn.Module:
     if not torch.backends.mkldnn.is_available():
         raise ConfigError("this torch build has no oneDNN (mkldnn); decode unpacked")
     model.eval()
-    out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     replace_linears(model, PackedLinear)
-    if out is not None and hasattr(model, "_tied_weights_keys"):
-        model._tied_weights_keys = {}       # the packed head is a copy: nothing to re-tie
+    if hasattr(model, "_tied_weights_keys"):
+        model._tied_weights_keys = {}       # a packed head is a copy: nothing to re-tie
     return model

@@ -160,11 +160,12 @@ class Mixer(nn.Module):
         """Whether the chunked form runs fla's kernels on ``x``: never with kernels "torch"; with "auto" when x is on
         CUDA and fla imports; with "fla" always, refusing in one line where it cannot."""
         kernels = getattr(self.opts, "kernels", "torch")
-        if kernels == "torch" or self.fla_path is None or (kernels == "auto" and not x.is_cuda):
+        if kernels == "torch" or self.fla_path is None:
             return False
-        usable = fla_delta_usable if self.fla_path == "delta" else fla_usable
-        if kernels == "auto" or usable(x):
-            return usable(x)
+        if (fla_delta_usable if self.fla_path == "delta" else fla_usable)(x):     # CUDA inputs and fla imports
+            return True
+        if kernels == "auto":
+            return False
         if not x.is_cuda:
             raise ConfigError(f"kernels='fla' runs flash-linear-attention's Triton kernels, which need CUDA inputs "
                               f"(got {x.device.type}); move the model to a GPU or use kernels='auto' or 'torch'")

@@ -3,14 +3,14 @@
 * `Int8Linear`: weights stored as int8 with one fp32 scale per output channel (symmetric, W ~ q * scale), inputs
   quantised per call to 8 bits (dynamic quantisation), after a per-input-channel smoothing (SmoothQuant, Xiao et
   al., 2023): y = (x * m) (W / m)^T with m_j = max|W_j|^(1 - alpha) / max|x_j|^alpha from calibration activations,
-  which moves the activation outliers of real LMs (SmolLM2's norm outputs reach hundreds) into the weights. On CPU it runs fbgemm's int8 GEMM, the kernel behind
-  ``torch.ao``'s ``quantize_dynamic``; elsewhere it multiplies by the dequantised weight. A student saved with
+  which moves the activation outliers of real LMs (SmolLM2's norm outputs reach hundreds) into the weights. On
+  CPU it runs fbgemm's int8 GEMM, the kernel behind ``torch.ao``'s ``quantize_dynamic``; elsewhere it multiplies by the dequantised weight. A student saved with
   ``weight_quantization="int8"`` holds plain int8/fp32 tensors in its safetensors file (``*.weight_int8``,
   ``*.weight_scale``) and loads with ``from_pretrained``.
 * `PackedLinear`: the same fp32 (or bf16) weight, reordered once into oneDNN's blocked layout, which a one-token
   step streams about twice as fast as the plain layout that ``F.linear`` hands to MKL's GEMV (docs/benchmarks.md).
-  Inference only: the packed tensor has no gradient and cannot be saved; `pack_linears` is a runtime choice, not
-  part of the model.
+  Inference only: the packed tensor has no gradient and cannot be saved; packing (`xatl.inference.pack_for_cpu`)
+  is a runtime choice, not part of the model.
 
 Why fbgemm and not torchao: on this project's 2-core AVX2 CPU, torchao 0.18's eager int8 layers run a 1536 x 576
 one-token projection in 0.40 ms (dynamic activations) and 0.16 ms (weight only), fbgemm in 0.067 ms.
