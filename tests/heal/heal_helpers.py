@@ -4,6 +4,7 @@ sequences (a task only attention over the earlier period solves), saved as an HF
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 import torch
 from datasets import Dataset, DatasetDict
@@ -45,3 +46,30 @@ def save_donor(path):
     model, _ = trained_donor()
     model.save_pretrained(path)
     return path
+
+
+def val_losses(out) -> dict[int, float]:
+    """{step: validation loss} of the heal run in ``out``."""
+    from xatl.train.metrics import read_metrics
+
+    return {r["step"]: r["val_loss"] for r in read_metrics(out / "train" / "metrics.jsonl") if "val_loss" in r}
+
+
+def heal_with_alignment_probe(cfg, donor, probe_step: int = 30):
+    """Heal the tiny trained ``donor`` on the periodic data, measuring every layer's attention-alignment error on
+    fixed blocks before healing (the converted student) and at ``probe_step`` (the last attention-transfer step);
+    -> (the heal result, errors before, errors after)."""
+    from xatl.heal import heal
+    from xatl.models import XATLForCausalLM
+    from xatl.train.teacher import alignment_errors
+
+    ids = periodic_blocks(8, 7)
+    seen = {}
+
+    def on_step(step, record, model):
+        if step == probe_step:
+            seen["after"] = alignment_errors(model, donor, ids)
+
+    result = heal(cfg, donor=donor, dataset=periodic_data(), progress=False, on_step=on_step)
+    before = alignment_errors(XATLForCausalLM.from_pretrained(Path(cfg.out_dir) / "student"), donor, ids)
+    return result, before, seen["after"]

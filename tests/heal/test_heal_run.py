@@ -7,12 +7,10 @@ import json
 
 import pytest
 import torch
-from heal_helpers import periodic_blocks, periodic_data, save_donor, trained_donor
+from heal_helpers import heal_with_alignment_probe, periodic_data, save_donor, trained_donor, val_losses
 
 from xatl.errors import ConfigError, OutputExistsError
 from xatl.heal import HealConfig, heal
-from xatl.train.metrics import read_metrics
-from xatl.train.teacher import alignment_errors
 
 
 class Killed(Exception):
@@ -32,10 +30,6 @@ def _cfg(donor_dir, out, **kw):
     return HealConfig(**base)
 
 
-def _val(out):
-    return {r["step"]: r["val_loss"] for r in read_metrics(out / "train" / "metrics.jsonl") if "val_loss" in r}
-
-
 def test_the_tiny_donor_has_learnt_its_task():
     _, loss = trained_donor()
     assert loss < 2.0          # ln(98) = 4.6 at chance; only attention over the period gets below ~3
@@ -43,22 +37,12 @@ def test_the_tiny_donor_has_learnt_its_task():
 
 def test_attention_transfer_lowers_alignment_error_and_heldout_loss(donor_dir, tmp_path):
     donor, _ = trained_donor()
-    ids = periodic_blocks(8, 7)
-    seen = {}
-
-    def on_step(step, record, model):
-        if step == 30:                                    # the last attention-transfer step
-            seen["after"] = alignment_errors(model, donor, ids)
-
-    from xatl.models import XATLForCausalLM
-
     cfg = _cfg(donor_dir, tmp_path / "run", budget="40steps", align_fraction=0.75, eval_every=10)
-    result = heal(cfg, donor=donor, dataset=periodic_data(), progress=False, on_step=on_step)
+    result, before, after = heal_with_alignment_probe(cfg, donor)
     assert result.plan["align_steps"] == 30 and result.plan["lm_steps"] == 10
-    before = alignment_errors(XATLForCausalLM.from_pretrained(tmp_path / "run" / "student"), donor, ids)
-    print("alignment error per layer, before/after:", before, seen["after"])
-    assert all(a < 0.85 * b for a, b in zip(seen["after"], before)), (before, seen["after"])
-    val = _val(tmp_path / "run")
+    print("alignment error per layer, before/after:", before, after)
+    assert all(a < 0.85 * b for a, b in zip(after, before)), (before, after)
+    val = val_losses(tmp_path / "run")
     assert 0 in val and val[30] < val[0] - 0.2, val         # step 0 is measured; transfer alone lowers it
     assert val[40] < val[30]                                # and stage 2 lowers it further
 
@@ -76,7 +60,7 @@ def test_a_killed_heal_resumes_to_the_same_result(donor_dir, tmp_path):
     assert json.loads((tmp_path / "run" / "heal.json").read_text())["status"] == "training"
     again = heal(_cfg(donor_dir, tmp_path / "run"), donor=donor, dataset=periodic_data(), progress=False)
     assert again.plan == ref.plan
-    a, b = _val(tmp_path / "ref"), _val(tmp_path / "run")
+    a, b = val_losses(tmp_path / "ref"), val_losses(tmp_path / "run")
     assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-5 for k in a), (a, b)
     done = heal(_cfg(donor_dir, tmp_path / "run"), donor=donor, dataset=periodic_data(), progress=False)
     assert done.results == again.results                    # a finished run is not trained again
@@ -95,7 +79,7 @@ def test_heal_refuses_a_foreign_directory_and_other_settings(donor_dir, tmp_path
     with pytest.raises(OutputExistsError, match="another heal run .*--overwrite"):
         heal(_cfg(donor_dir, run, budget="4steps"), donor=donor, dataset=periodic_data(), progress=False)
     heal(_cfg(donor_dir, run, budget="4steps", overwrite=True), donor=donor, dataset=periodic_data(), progress=False)
-    assert max(_val(run)) == 4
+    assert max(val_losses(run)) == 4
 
 
 def test_every_layer_softmax_is_refused(donor_dir, tmp_path):
