@@ -1,5 +1,5 @@
 """Training: continued pretraining of XATL students (the paper's freeze/unfreeze recipe), with optional attention
-alignment, distillation and LoRA, on Hugging Face ``accelerate`` (single process or DDP).
+alignment, distillation and LoRA, on Hugging Face ``accelerate`` (single process, DDP, or FSDP2 sharding).
 
     from xatl.train import TrainConfig, train
     cfg = TrainConfig(model="students/smol-ret", out_dir="runs/smol-ret", max_steps=2000,

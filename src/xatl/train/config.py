@@ -16,6 +16,7 @@ from ..utils.settings import check_ranges, setting
 from .schedule import PAPER_REWARM, paper_fraction, parse_unfreeze
 
 FREEZE_CHOICES = ("copied", "none")
+SHARDING_CHOICES = ("none", "fsdp")
 
 # the groups of ``xatl train --help``, in order (each field names its own)
 GROUPS = WHAT, OPTIM, FREEZING, BEYOND, OUTPUTS = ("what to train", "optimisation", "freezing (the paper's recipe)",
@@ -127,6 +128,10 @@ class TrainConfig:
     """Also write TensorBoard events to ``out_dir/tensorboard``."""
     bf16: bool | str = setting("auto", choices=(True, False, "auto"), group=OPTIM)
     """bf16 autocast: True, False, or ``auto`` (on when the accelerator supports bf16: CUDA with bf16)."""
+    sharding: str = setting("none", choices=SHARDING_CHOICES, group=OPTIM)
+    """``none``: each process holds the whole model (one process, or DDP); ``fsdp``: FSDP2 shards parameters,
+    gradients and optimizer state over the processes (torchrun / accelerate launch; also chosen by accelerate's
+    ``--use_fsdp --fsdp_version 2``). Losses match ``none`` to float32 rounding; see docs/training.md."""
     seed: int = setting(0, group=OPTIM)
     """Seed of the data order, LoRA initialisation and every RNG."""
     resume: bool | str = setting("auto", choices=(True, False, "auto"), group=OUTPUTS, switch=True)
@@ -211,7 +216,7 @@ class TrainConfig:
     def trajectory_dict(self) -> dict:
         """The settings that decide the training trajectory (a resume must keep them all). The model and the data
         are checked by content instead (weights hash, blocks hash)."""
-        skip = {"model", "out_dir", "data", "donor", "eval_every", "eval_at", "eval_batches", "save_every", "keep_last", "log_every",
+        skip = {"model", "out_dir", "data", "donor", "sharding", "eval_every", "eval_at", "eval_batches", "save_every", "keep_last", "log_every",
                 "tensorboard", "resume", "overwrite"}
         d = self.to_dict()
         return {f.name: d[f.name] for f in fields(self) if f.name not in skip}

@@ -22,7 +22,7 @@ import torch
 from .. import __version__
 from ..errors import ConfigError, TrainingError
 from ..utils.fs import remove_if_only
-from . import setup
+from . import setup, sharding
 from .accounting import FlopCounter, stage_record, trainable_matmul_params
 from .checkpoint import (
     check_compatible,
@@ -116,8 +116,12 @@ def train(cfg, dataset=None, *, donor=None, progress: bool = True, on_step=None)
 class Trainer:
     def __init__(self, cfg, dataset, donor=None, progress=True, on_step=None):
         self.cfg, self.on_step, self.progress = cfg, on_step, progress
-        self.acc = setup.make_accelerator()
+        self.acc, accelerate_fsdp = setup.make_accelerator()
         self.world, self.rank, self.main = self.acc.num_processes, self.acc.process_index, self.acc.is_main_process
+        self.sharded = cfg.sharding == "fsdp" or accelerate_fsdp
+        if self.sharded and self.world == 1:
+            raise TrainingError("sharding='fsdp' needs several processes: launch with torchrun --nproc_per_node N "
+                                "or accelerate launch --num_processes N, or train one process with --sharding none")
         self.device = self.acc.device
         self.bf16 = setup.use_bf16(cfg.bf16, self.device)
         self.out = Path(cfg.out_dir)
@@ -140,7 +144,8 @@ class Trainer:
         self.plan = build_plan(self.model, self.report, cfg.freeze, cfg.lora.rank)
         if cfg.lora.rank:
             add_lora(self.model, self.plan, cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout)
-        self.model.to(self.device)
+        if not self.sharded:         # fully_shard moves each unit to the device as it shards it
+            self.model.to(self.device)
         self.schedule = UnfreezeSchedule(cfg.unfreeze, cfg.max_steps)
         self.has_copied = bool(self.plan.copied)
         self.state.copied_trains = cfg.freeze == "none" or not self.schedule.initially_frozen
@@ -148,6 +153,9 @@ class Trainer:
         self.optimizer_state, self.optimizer_stage, self.rng_to_restore = None, None, None
         if ckpt is not None:
             self._restore(ckpt, saved)
+        if self.sharded:
+            self.plan = sharding.shard(self.model, self.plan)
+            sharding.init_root(self.model, self.device)
         self._load_teachers(donor)
         self.stage, self.optimizer, self.wrapped, self.aligner = None, None, None, None
 
@@ -172,6 +180,9 @@ class Trainer:
         self._data_fp = None
         self.val_data = (eval_batches(self.val_blocks, self.cfg.micro_batch_size, self.cfg.eval_batches, self.world,
                                       self.rank) if self.val_blocks is not None and self.cfg.eval_batches else None)
+        # sharded: every forward is collective, so every process runs as many validation forwards as the busiest
+        self.val_rounds = (len(eval_batches(self.val_blocks, self.cfg.micro_batch_size, self.cfg.eval_batches, 1, 0))
+                           + self.world - 1) // self.world if self.val_data is not None else 0
 
     def _identity(self) -> dict:
         if self._data_fp is None:
@@ -222,7 +233,10 @@ class Trainer:
             groups = param_groups({FRESH: self.plan.fresh, COPIED: self.plan.copied}, self.cfg.weight_decay)
         self.optimizer = make_optimizer(groups, self.cfg.betas, fused_ok=self.device.type == "cuda")
         if self.optimizer_state is not None and self.optimizer_stage == stage:
-            self.optimizer.load_state_dict(self.optimizer_state)
+            if self.sharded:
+                sharding.load_optimizer_state(self.optimizer, self.optimizer_state)
+            else:
+                self.optimizer.load_state_dict(self.optimizer_state)
         self.optimizer_state = None
         self._rewrap()
         self.flops = FlopCounter.build(self.model, self.T, kd_donor=self.kd_teacher, twin=self.twin,
@@ -230,7 +244,8 @@ class Trainer:
 
     def _rewrap(self) -> None:
         """Set requires_grad for the stage and freeze state, then (re)wrap in DDP: DDP only syncs parameters
-        that required grad when it was built, so it is rebuilt whenever the trainable set changes."""
+        that required grad when it was built, so it is rebuilt whenever the trainable set changes. A sharded
+        model is wrapped once: FSDP2 reduce-scatters the gradients of whatever requires one."""
         n = set_trainable(self.model, self.plan, self.stage, self.state.copied_trains)
         if n == 0:
             raise TrainingError("nothing to train: every parameter is copied and frozen; use --freeze none or an "
@@ -238,7 +253,7 @@ class Trainer:
         self.n_train_matmul = trainable_matmul_params(self.model)
         module = self.aligner if self.stage == "align" else self.model
         self.wrapped = module
-        if self.world > 1:
+        if self.world > 1 and not self.sharded:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -310,7 +325,9 @@ class Trainer:
         for m, ids in enumerate(batches):
             ids = ids.to(self.device)
             sync = m == len(batches) - 1 or self.world == 1
-            with (contextlib.nullcontext() if sync else self.wrapped.no_sync()):
+            if self.sharded:
+                sharding.gradient_sync(self.model, sync)
+            with (contextlib.nullcontext() if sync or self.sharded else self.wrapped.no_sync()):
                 if self.stage == "align":
                     loss, per_layer = self._align_loss(ids)
                     errs = per_layer if errs is None else errs + per_layer
@@ -324,7 +341,7 @@ class Trainer:
         if not math.isfinite(loss):
             self._fail_nonfinite(step, "loss", loss)
         params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-        norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip if cfg.clip > 0 else float("inf")).item()
+        norm = sharding.as_float(torch.nn.utils.clip_grad_norm_(params, cfg.clip if cfg.clip > 0 else float("inf")))
         if not math.isfinite(norm):
             self._fail_nonfinite(step, "gradient norm", norm)
         self.optimizer.step()
@@ -417,13 +434,16 @@ class Trainer:
     def _evaluate(self) -> float:
         self.model.eval()
         sums = torch.zeros(2, device=self.device, dtype=torch.float64)
-        for ids in self.val_data:
-            ids = ids.to(self.device)
+        rounds = self.val_rounds if self.sharded else len(self.val_data)
+        for r in range(rounds):
+            counted = r < len(self.val_data)      # sharded: a process short of batches runs the forward anyway
+            ids = (self.val_data[r] if counted else self.val_blocks.get([0])).to(self.device)
             with setup.autocast(self.device, self.bf16):
                 logits = self.model(input_ids=ids, use_cache=False).logits
-            n = ids[:, 1:].numel()
-            sums[0] += lm_loss(logits, ids).double() * n
-            sums[1] += n
+            if counted:
+                n = ids[:, 1:].numel()
+                sums[0] += lm_loss(logits, ids).double() * n
+                sums[1] += n
         self.model.train()
         sums = setup.all_reduce(sums, "sum", self.world)
         return (sums[0] / sums[1]).item()
@@ -438,13 +458,17 @@ class Trainer:
         if val_loss is not None and (st.best_val is None or val_loss < st.best_val):
             st.best_val, st.best_checkpoint = val_loss, str(path)
         error = None
+        model_state = sharding.full_state_dict(self.model) if self.sharded else None   # collective
+        optimizer_state = (sharding.optimizer_state(self.optimizer) if self.sharded
+                           else self.optimizer.state_dict())
         if self.main:
             payload = {"run": asdict(st), "stage": self.stage, "xatl_version": __version__,
-                       "world_size": self.world, **self._identity()}
+                       "world_size": self.world, "sharding": "fsdp" if self.sharded else "none", **self._identity()}
+            save_model = lambda dest: self._save_model(dest, model_state)  # noqa: E731
             try:
-                save_checkpoint(path, save_model=self._save_model, optimizer_state=self.optimizer.state_dict(),
-                                rng_states=rngs, state=payload,
-                                adapters=adapter_state_dict(self.model, self.plan) if self.cfg.lora.rank else None)
+                save_checkpoint(path, save_model=save_model, optimizer_state=optimizer_state, rng_states=rngs,
+                                state=payload, adapters=(adapter_state_dict(self.model, self.plan, model_state)
+                                                         if self.cfg.lora.rank else None))
                 prune_checkpoints(self.out, self.cfg.keep_last,
                                   {Path(st.best_checkpoint)} if st.best_checkpoint else set())
             except Exception as e:  # noqa: BLE001 - every rank must hear of the failure, or the others hang
@@ -457,8 +481,10 @@ class Trainer:
             raise TrainingError(f"could not write checkpoint {path} ({error[0]}); {keep}; {fix}")
         self.acc.wait_for_everyone()
 
-    def _save_model(self, dest: Path) -> None:
-        state = dict(base_state_dict(self.model, self.plan)) if self.cfg.lora.rank else None
+    def _save_model(self, dest: Path, state: dict | None = None) -> None:
+        """save_pretrained of the model (``state``: its whole state, when sharded), without LoRA adapters."""
+        if self.cfg.lora.rank:
+            state = dict(base_state_dict(self.model, self.plan, state))
         with setup.quiet_transformers():
             self.model.save_pretrained(dest, state_dict=state)
         setup.copy_companions(dest, self.tokenizer, self.src)
@@ -473,12 +499,14 @@ class Trainer:
                    "unfrozen_after": st.unfrozen_after, "stages": st.stages, "final_dir": str(final),
                    "lit_windows": (self.schedule.lit.history if self.schedule.lit is not None else None),
                    "parameters": self.plan.counts(), "processes": self.world, "global_batch": self.global_batch,
-                   "block_size": self.T, "bf16": self.bf16, "config": self.cfg.to_dict(),
+                   "block_size": self.T, "bf16": self.bf16, "sharding": "fsdp" if self.sharded else "none",
+                   "config": self.cfg.to_dict(),
                    "flops_formula": "see xatl.train.accounting: 4N + 2N_trainable + 3x mixing (+ teachers)"}
+        final_model = self._unsharded_copy() if self.sharded else self.model      # collective when sharded
         if self.main:
             if self.cfg.lora.rank:
-                merge_lora(self.model)
-            setup.save_final(self.model, self.out, self.tokenizer, self.src)
+                merge_lora(final_model)
+            setup.save_final(final_model, self.out, self.tokenizer, self.src)
             from ..utils.fs import atomic_write_json
 
             atomic_write_json(self.out / "summary.json", summary)
@@ -491,6 +519,19 @@ class Trainer:
                            metrics_path=self.out / "metrics.jsonl", best_checkpoint=path(st.best_checkpoint),
                            last_checkpoint=path(st.last_checkpoint), final_dir=final, wall_seconds=st.wall,
                            flops=flops, unfrozen_after=st.unfrozen_after, summary=summary)
+
+    def _unsharded_copy(self):
+        """On the main process, a plain (unsharded) copy of the trained model, LoRA adapters included; None on the
+        others. Every process must call it (it gathers the shards)."""
+        state = sharding.full_state_dict(self.model)
+        if not self.main:
+            return None
+        plain = setup.load_for_training(self.cfg.model)
+        if self.cfg.lora.rank:
+            add_lora(plain, build_plan(plain, self.report, self.cfg.freeze, self.cfg.lora.rank), self.cfg.lora.rank,
+                     self.cfg.lora.alpha, self.cfg.lora.dropout)
+        plain.load_state_dict(state)
+        return plain
 
     def close(self) -> None:
         if self.writer is not None:

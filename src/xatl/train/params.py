@@ -107,18 +107,25 @@ def add_lora(model: nn.Module, plan: ParamPlan, rank: int, alpha: float | None, 
              sum(p.numel() for _, p in adapters))
 
 
-def adapter_state_dict(model: nn.Module, plan: ParamPlan) -> dict[str, torch.Tensor]:
-    """The LoRA adapter tensors by their current names."""
+def adapter_state_dict(model: nn.Module, plan: ParamPlan, state: dict | None = None) -> dict[str, torch.Tensor]:
+    """The LoRA adapter tensors by their current names (taken from ``state``, the model's whole state, when given:
+    a sharded model's own parameters are shards)."""
     ids = {id(p) for _, p in plan.copied}
-    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if id(p) in ids}
+    names = [n for n, p in model.named_parameters() if id(p) in ids]
+    if state is not None:
+        return {n: state[n].detach().cpu().clone() for n in names}
+    named = dict(model.named_parameters())
+    return {n: named[n].detach().cpu().clone() for n in names}
 
 
-def base_state_dict(model: nn.Module, plan: ParamPlan) -> dict[str, torch.Tensor]:
-    """The model's state without adapters, under the original names (what ``from_pretrained`` expects)."""
+def base_state_dict(model: nn.Module, plan: ParamPlan, state: dict | None = None) -> dict[str, torch.Tensor]:
+    """The model's state (or ``state``) without adapters, under the original names (what ``from_pretrained``
+    expects)."""
+    state = model.state_dict() if state is None else state
     if not plan.lora_targets:
-        return model.state_dict()
-    adapters = set(adapter_state_dict(model, plan))
-    return {k.replace(".base_layer.", "."): v for k, v in model.state_dict().items() if k not in adapters}
+        return state
+    adapters = set(adapter_state_dict(model, plan, state))
+    return {k.replace(".base_layer.", "."): v for k, v in state.items() if k not in adapters}
 
 
 def merge_lora(model: nn.Module) -> nn.Module:

@@ -24,9 +24,11 @@ RUN_OUTPUTS = (CHECKPOINTS, METRICS_FILE, "final", "summary.json", "tensorboard"
 
 # ---------------------------------------------------------------------------------------------- processes
 def make_accelerator():
-    """The accelerate ``Accelerator`` of this process (single process, or one of ``accelerate launch``'s DDP
-    processes). FSDP/DeepSpeed/XLA launches are refused: the freeze schedule changes the trainable set mid-run,
-    which those engines cannot follow."""
+    """(the accelerate ``Accelerator`` of this process, whether accelerate was configured for FSDP2).
+
+    Single process, DDP processes, or FSDP2 (``accelerate launch --use_fsdp --fsdp_version 2``: xatl then shards
+    the model itself, see ``xatl.train.sharding``). FSDP1, DeepSpeed and XLA are refused: they flatten
+    parameters when they wrap them, and the freeze schedule changes the trainable set mid-run."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedType
 
@@ -34,10 +36,17 @@ def make_accelerator():
     # then form a gloo process group instead of each believing it runs alone
     acc = Accelerator(cpu=not torch.cuda.is_available())
     kind = acc.distributed_type
+    if kind == DistributedType.FSDP:
+        version = getattr(acc.state.fsdp_plugin, "fsdp_version", 1)
+        if version != 2:
+            raise TrainingError(f"accelerate is configured for FSDP version {version}; xatl train shards with FSDP2 "
+                                "only (--fsdp_version 2, or --sharding fsdp under torchrun); see docs/training.md")
+        return acc, True
     if kind != DistributedType.NO and not str(kind.value).startswith("MULTI_"):
-        raise TrainingError(f"accelerate is configured for {kind.value}; xatl train runs single-process or DDP "
-                            "(accelerate launch --multi_gpu / --cpu --num_processes N); see docs/training.md")
-    return acc
+        raise TrainingError(f"accelerate is configured for {kind.value}; xatl train runs single-process, DDP or "
+                            "FSDP2 (accelerate launch --multi_gpu, --use_fsdp --fsdp_version 2, or --sharding fsdp); "
+                            "see docs/training.md")
+    return acc, False
 
 
 @contextlib.contextmanager
