@@ -14,6 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if not torch.cuda.is_available():   # fla's Triton kernels then run in the interpreter (tests/ops/test_fla_parity.py)
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 torch.set_num_threads(1)   # tiny models: threads cost more than they give (and the suite runs on 2 cores); for every test
 
 

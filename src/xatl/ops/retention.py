@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from .ssd import chunk_ssd, recurrent_ssd
+from .fla_backend import fla_chunk_simple_gla, fla_usable
+from .ssd import recurrent_ssd
 from .utils import acc_dtype, pad_to_chunks, unchunk
 
 
@@ -49,11 +50,10 @@ def chunk_retention(q, k, v, log_decay, initial_state=None, output_final_state: 
                     chunk_size: int = 64, use_fla: bool = False):
     """Chunked form: decayed attention inside chunks; chunk states combined with one (N x N) decay matmul.
 
-    ``use_fla`` with CUDA inputs runs it as SSD with the constant gate (:func:`~xatl.ops.ssd.chunk_ssd` with
-    ``use_fla``: fla's ``chunk_simple_gla`` when fla imports, else SSD's PyTorch form at its default chunk size)."""
-    if use_fla and q.is_cuda:
-        return chunk_ssd(q, k, v, _constant_gate(log_decay, q), use_fla=True, initial_state=initial_state,
-                         output_final_state=output_final_state)
+    ``use_fla`` runs it as fla's ``chunk_simple_gla`` with the constant gate, when the inputs are on CUDA and
+    fla imports."""
+    if use_fla and fla_usable(q):
+        return fla_chunk_simple_gla(q, k, v, _constant_gate(log_decay, q), initial_state, output_final_state)
     dtype, T = v.dtype, q.shape[2]
     g = log_decay.to(acc_dtype(v))
     C = chunk_size

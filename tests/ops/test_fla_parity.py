@@ -1,0 +1,147 @@
+"""flash-linear-attention's kernels against xatl's PyTorch chunked forms, on outputs, final states and gradients
+(q, k, v, gates, beta and the initial state), run on CPU under Triton's interpreter at tiny shapes
+(``fla_interpreter``; fla-core 0.6.0, triton 3.7.1, the ``fla-interpreter`` extra that ``make test`` installs).
+
+What this pins down: xatl's calls into fla (the (B, H, T, .) <-> (B, T, H, .) transposes, scale 1, the gate
+conventions, the (B, H, K, V) state asked for explicitly), the routing from the ops and the mixers
+(``kernels="fla"``) to those calls, and that fla's math is the recurrence xatl's forms compute. Speed is not
+measured here (``make bench-gpu`` on a GPU). Tolerance: 2e-4 of the largest value, fp32 (the kernels run fp32
+dots; the difference is summation order across 64-token chunks).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from fla_interpreter import interpreted_fla
+
+import xatl
+from tiny import VOCAB, tiny_donor
+from xatl.ops import delta_rule, fla_backend, gla, retention, ssd
+
+B, H, K, V, T = 2, 2, 16, 16, 70        # T crosses fla's 64-token chunk and is not a multiple of it
+TOL = 2e-4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def interpreter():
+    with interpreted_fla():
+        yield
+
+
+def _inputs(kind: str, seed: int = 0):
+    """(tensors for the op, initial state); queries pre-scaled by K^-0.5 as the mixers pass them."""
+    g = torch.Generator().manual_seed(seed)
+    rnd = lambda *s: torch.randn(*s, generator=g)                                       # noqa: E731
+    q, k, v = rnd(B, H, T, K) * K**-0.5, rnd(B, H, T, K), rnd(B, H, T, V)
+    s0 = rnd(B, H, K, V) * 0.5
+    if kind == "gla":
+        return [q, k, v, F.logsigmoid(rnd(B, H, T, K)) / 8], s0
+    if kind == "ssd":
+        return [q, k, v, F.logsigmoid(2 * rnd(B, H, T))], s0
+    if kind == "retention":
+        return [q, k, v, torch.log(1 - 2.0 ** (-5 - torch.arange(H, dtype=torch.float32)))], s0
+    k = F.normalize(k, dim=-1)
+    beta = torch.sigmoid(rnd(B, H, T))
+    return ([q, k, v, beta] + ([F.logsigmoid(3 * rnd(B, H, T))] if kind == "gated_delta" else [])), s0
+
+
+OPS = {"gla": gla.chunk_gla, "ssd": ssd.chunk_ssd, "retention": retention.chunk_retention,
+       "delta": delta_rule.chunk_delta_rule, "gated_delta": delta_rule.chunk_delta_rule}
+
+
+def _run(fn, inputs, state, **kw):
+    """(o, final state) and the gradients of a fixed scalar loss wrt every floating input and the initial state."""
+    xs = [x.clone().requires_grad_() for x in inputs]
+    s0 = state.clone().requires_grad_()
+    o, final = fn(*xs, initial_state=s0, output_final_state=True, **kw)
+    loss = (o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() + final.square().mean()
+    return [o, final], torch.autograd.grad(loss, [*xs, s0], allow_unused=True)
+
+
+def _counted(fn, calls: list):
+    @functools.wraps(fn)                     # keeps the signature: layout_args reads it
+    def counted(*args, **kwargs):
+        calls.append(fn.__name__)
+        return fn(*args, **kwargs)
+    return counted
+
+
+def _close(a, b, what):
+    err = (a - b).abs().max().item() / max(1.0, b.abs().max().item())
+    assert err <= TOL, f"{what}: {err:.2e}"
+
+
+@pytest.mark.parametrize("kind", list(OPS))
+def test_fla_through_the_op_matches_the_torch_form(kind):
+    """The op with use_fla=True (fla's kernel) against the same op's PyTorch chunked form: forward, final state and
+    every gradient, from a non-zero initial state."""
+    inputs, s0 = _inputs(kind)
+    (o_f, s_f), g_f = _run(OPS[kind], inputs, s0, use_fla=True)
+    (o_t, s_t), g_t = _run(OPS[kind], inputs, s0, use_fla=False)
+    assert s_f.shape == (B, H, K, V) and s_f.dtype == torch.float32
+    _close(o_f, o_t, "output")
+    _close(s_f, s_t, "final state")
+    names = ["q", "k", "v", "beta", "g"] if "delta" in kind else ["q", "k", "v", "gate"]
+    for name, a, b in zip([*names[: len(inputs)], "initial state"], g_f, g_t):
+        if b is None:                       # retention's fixed decay is not differentiated
+            assert a is None
+            continue
+        _close(a, b, f"d {name}")
+
+
+def test_the_layout_is_asked_for_explicitly():
+    """Every kernel gets the layout arguments it takes, set to ours; older names and head_first too."""
+    kernels = [*fla_backend._kernels().values(), *fla_backend._delta_kernels().values()]
+    assert all(fla_backend.layout_args(fn) == {"state_v_first": False} for fn in kernels)     # fla-core 0.6.0
+
+    def older(q, k, v, g, scale=None, initial_state=None, output_final_state=False, head_first=True,
+              transpose_state_layout=None):
+        raise AssertionError("not called")
+
+    assert fla_backend.layout_args(older) == {"transpose_state_layout": False, "head_first": False}
+
+
+def test_a_state_in_another_layout_is_refused(monkeypatch):
+    """A kernel whose final state comes back (B, H, V, K) is refused in one line, not silently transposed."""
+    real = fla_backend._kernels()["gla"]
+
+    def other_layout(q, k, v, g, scale=None, initial_state=None, output_final_state=False):
+        o, s = real(q, k, v, g, scale=scale, initial_state=initial_state, output_final_state=output_final_state)
+        return o, s.transpose(-1, -2)
+
+    monkeypatch.setitem(fla_backend._KERNELS, "gla", other_layout)
+    (q, k, v, g), s0 = _inputs("gla")
+    with pytest.raises(xatl.errors.ConfigError, match="lays states out differently") as e:
+        fla_backend.fla_chunk_gla(q, k, v[..., :8], g, s0[..., :8], output_final_state=True)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("mixer", ["gla", "retention", "mamba2", "deltanet", "gated_deltanet"])
+def test_a_student_with_kernels_fla_matches_kernels_torch(mixer, monkeypatch):
+    """A whole tiny student (2 layers) with kernels="fla" against kernels="torch": logits and every parameter's
+    gradient; fla's kernels must have run."""
+    calls = []
+    for table in (fla_backend._kernels(), fla_backend._delta_kernels()):
+        for name, fn in list(table.items()):
+            monkeypatch.setitem(table, name, _counted(fn, calls))
+    donor = tiny_donor("llama")
+    ids = torch.randint(0, VOCAB, (2, 20), generator=torch.Generator().manual_seed(1))
+    runs = []
+    for kernels in ("fla", "torch"):
+        calls.clear()
+        torch.manual_seed(0)
+        cfg = xatl.student_config(donor.config, mixer=mixer, mixer_options={"kernels": kernels})
+        model = xatl.XATLForCausalLM(cfg)
+        logits = model(ids).logits
+        logits.float().logsumexp(-1).mean().backward()
+        runs.append((logits.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}))
+        assert len(calls) == (donor.config.num_hidden_layers if kernels == "fla" else 0), calls
+    (l_f, g_f), (l_t, g_t) = runs
+    _close(l_f, l_t, "logits")
+    assert g_f.keys() == g_t.keys() and g_f
+    for n in g_t:
+        _close(g_f[n], g_t[n], f"d {n}")
