@@ -15,14 +15,14 @@ import functools
 
 import pytest
 import torch
-import torch.nn.functional as F
 from fla_interpreter import interpreted_fla
 
 import xatl
 from tiny import VOCAB, tiny_donor
-from xatl.ops import delta_rule, fla_backend, gla, retention, ssd
+from xatl.ops import fla_backend, parity
 
 B, H, K, V, T = 2, 2, 16, 16, 70        # T crosses fla's 64-token chunk and is not a multiple of it
+SHAPE = dict(B=B, H=H, T=T, K=K, V=V)
 TOL = 2e-4
 
 
@@ -30,36 +30,6 @@ TOL = 2e-4
 def interpreter():
     with interpreted_fla():
         yield
-
-
-def _inputs(kind: str, seed: int = 0):
-    """(tensors for the op, initial state); queries pre-scaled by K^-0.5 as the mixers pass them."""
-    g = torch.Generator().manual_seed(seed)
-    rnd = lambda *s: torch.randn(*s, generator=g)                                       # noqa: E731
-    q, k, v = rnd(B, H, T, K) * K**-0.5, rnd(B, H, T, K), rnd(B, H, T, V)
-    s0 = rnd(B, H, K, V) * 0.5
-    if kind == "gla":
-        return [q, k, v, F.logsigmoid(rnd(B, H, T, K)) / 8], s0
-    if kind == "ssd":
-        return [q, k, v, F.logsigmoid(2 * rnd(B, H, T))], s0
-    if kind == "retention":
-        return [q, k, v, torch.log(1 - 2.0 ** (-5 - torch.arange(H, dtype=torch.float32)))], s0
-    k = F.normalize(k, dim=-1)
-    beta = torch.sigmoid(rnd(B, H, T))
-    return ([q, k, v, beta] + ([F.logsigmoid(3 * rnd(B, H, T))] if kind == "gated_delta" else [])), s0
-
-
-OPS = {"gla": gla.chunk_gla, "ssd": ssd.chunk_ssd, "retention": retention.chunk_retention,
-       "delta": delta_rule.chunk_delta_rule, "gated_delta": delta_rule.chunk_delta_rule}
-
-
-def _run(fn, inputs, state, **kw):
-    """(o, final state) and the gradients of a fixed scalar loss wrt every floating input and the initial state."""
-    xs = [x.clone().requires_grad_() for x in inputs]
-    s0 = state.clone().requires_grad_()
-    o, final = fn(*xs, initial_state=s0, output_final_state=True, **kw)
-    loss = (o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() + final.square().mean()
-    return [o, final], torch.autograd.grad(loss, [*xs, s0], allow_unused=True)
 
 
 def _counted(fn, calls: list):
@@ -71,26 +41,25 @@ def _counted(fn, calls: list):
 
 
 def _close(a, b, what):
-    err = (a - b).abs().max().item() / max(1.0, b.abs().max().item())
+    err = parity.relative_error(a, b)
     assert err <= TOL, f"{what}: {err:.2e}"
 
 
-@pytest.mark.parametrize("kind", list(OPS))
+@pytest.mark.parametrize("kind", list(parity.OPS))
 def test_fla_through_the_op_matches_the_torch_form(kind):
     """The op with use_fla=True (fla's kernel) against the same op's PyTorch chunked form: forward, final state and
-    every gradient, from a non-zero initial state."""
-    inputs, s0 = _inputs(kind)
-    (o_f, s_f), g_f = _run(OPS[kind], inputs, s0, use_fla=True)
-    (o_t, s_t), g_t = _run(OPS[kind], inputs, s0, use_fla=False)
-    assert s_f.shape == (B, H, K, V) and s_f.dtype == torch.float32
-    _close(o_f, o_t, "output")
-    _close(s_f, s_t, "final state")
-    names = ["q", "k", "v", "beta", "g"] if "delta" in kind else ["q", "k", "v", "gate"]
-    for name, a, b in zip([*names[: len(inputs)], "initial state"], g_f, g_t):
-        if b is None:                       # retention's fixed decay is not differentiated
-            assert a is None
-            continue
-        _close(a, b, f"d {name}")
+    every gradient, from a non-zero initial state (``xatl.ops.parity``)."""
+    errors = parity.compare(kind, **SHAPE)
+    assert list(errors) == ["output", "final state"] + [f"d {n}" for n in parity.grad_names(kind)]
+    bad = {k: e for k, e in errors.items() if e is not None and e > TOL}
+    assert not bad, bad
+    assert all(e is not None for e in errors.values())               # every input is differentiated by both
+
+
+def test_the_fla_state_is_float32_and_ours():
+    xs, s0 = parity.inputs("gla", **SHAPE)
+    (_, state), _ = parity.run("gla", xs, s0, use_fla=True)
+    assert state.shape == (B, H, K, V) and state.dtype == torch.float32
 
 
 def test_the_layout_is_asked_for_explicitly():
@@ -114,7 +83,7 @@ def test_a_state_in_another_layout_is_refused(monkeypatch):
         return o, s.transpose(-1, -2)
 
     monkeypatch.setitem(fla_backend._KERNELS, "gla", other_layout)
-    (q, k, v, g), s0 = _inputs("gla")
+    (q, k, v, g), s0 = parity.inputs("gla", **SHAPE)
     with pytest.raises(xatl.errors.ConfigError, match="lays states out differently") as e:
         fla_backend.fla_chunk_gla(q, k, v[..., :8], g, s0[..., :8], output_final_state=True)
     assert "\n" not in str(e.value)
