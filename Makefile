@@ -3,6 +3,7 @@
 #   make test TORCH=torch==2.5.1       # another torch build (e.g. a CUDA machine)
 #   make test EXTRAS=dev,lm-eval       # without the CPU Triton interpreter (a CUDA torch brings its own triton)
 #   make demo                          # the main job on its embedded default recipe
+#   make bench-gpu                     # on a CUDA machine, with its own torch (no venv): benchmarks/results/gpu.json
 PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= torch==2.13.0
@@ -12,7 +13,7 @@ comma  := ,
 STAMP  := $(VENV)/.xatl-installed-$(subst /,_,$(subst =,_,$(TORCH)))-$(subst $(comma),_,$(EXTRAS))
 PYTEST_ARGS ?=
 
-.PHONY: install test demo lint bench clean
+.PHONY: install test demo lint bench bench-gpu clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,14 @@ lint: install
 
 bench: install
 	$(PY) benchmarks/run_all.py
+
+# The GPU benchmark (issue 14) uses the machine's own python3, torch and triton; packages that machine lacks
+# (fla) are wheels in .whl/ (benchmarks/gpu_wheels.sh), installed into a private folder first.
+GPU_SITE ?= /tmp/xatl-gpu-site
+bench-gpu:
+	@if [ -d .whl ]; then $(PYTHON) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+		--target $(GPU_SITE) .whl/*.whl; fi
+	PYTHONUNBUFFERED=1 PYTHONPATH=src:$(GPU_SITE)$${PYTHONPATH:+:$$PYTHONPATH} $(PYTHON) benchmarks/gpu.py $(BENCH_GPU_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
