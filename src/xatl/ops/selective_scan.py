@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .utils import acc_dtype, segsum
+from .utils import acc_dtype, segsum, without_autocast
 
 SAFE_EXPONENT = 60.0   # exp(60) ~ 1e26: room left below float32's 3e38 for the values it multiplies
 LOG2E = 1.4426950408889634
@@ -59,7 +59,8 @@ def chunk_selective_scan(C, B, x, dt, A, initial_state=None, output_final_state:
     dtype, ct = x.dtype, acc_dtype(x)
     C, B, x, dt, A = (t.to(ct) for t in (C, B, x, dt, A))
     h0 = initial_state.to(ct) if initial_state is not None else x.new_zeros(x.shape[0], x.shape[2], A.shape[1])
-    y, h = _ChunkScan.apply(C, B, x, dt, A, h0, chunk_size)
+    with without_autocast(x):
+        y, h = _ChunkScan.apply(C, B, x, dt, A, h0, chunk_size)
     return y.to(dtype), (h if output_final_state else None)
 
 

@@ -29,6 +29,13 @@ def exclusive_cumsum(x: torch.Tensor, dim: int) -> torch.Tensor:
     return shifted.cumsum(dim)
 
 
+def without_autocast(x: torch.Tensor):
+    """A context with autocast off on ``x``'s device: a custom autograd Function that casts its inputs itself
+    (to ``acc_dtype``) must not have autocast recast its products to bf16 in forward, since its backward, which
+    runs without autocast, then meets bf16 gradients beside float32 tensors."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
 def acc_dtype(x: torch.Tensor) -> torch.dtype:
     """Accumulation dtype: float32, or float64 when the inputs already are (tests use float64)."""
     return torch.promote_types(x.dtype, torch.float32)
