@@ -39,7 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 RESULTS = Path(__file__).parent / "results"
-MIXERS = ("retention", "gla", "mamba2", "deltanet", "gated_deltanet")
+MIXERS = ("retention", "gla", "mamba2", "linear", "deltanet", "gated_deltanet")
 # SmolLM2-135M's published shape (config.json of HuggingFaceTB/SmolLM2-135M), with room for 128k positions
 SMOLLM2 = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
                num_key_value_heads=3, rope_theta=100000.0, rms_norm_eps=1e-5, tie_word_embeddings=True,
@@ -56,13 +56,22 @@ TOL = {"float32": 5e-3, "bfloat16": 5e-2}     # fp32: fla's dots run in TF32; bf
 
 
 class Budget:
-    """Seconds left of --budget; sections and items skip themselves (recorded) when it runs out."""
+    """Seconds left of --budget. Each section gets its share of the whole (SHARES) plus what earlier sections left
+    unused, so that a slow section cannot starve the later ones; items skip themselves (recorded) past it."""
 
     def __init__(self, seconds: float):
-        self.end, self.skipped = time.perf_counter() + seconds, []
+        self.total, self.skipped = seconds, []
+        self.end = self.section_end = time.perf_counter() + seconds
+        self.carry = 0.0
+
+    def start(self, share: float) -> None:
+        now = time.perf_counter()
+        if self.section_end < self.end:                  # the previous section's unused time carries over
+            self.carry = max(0.0, self.section_end - now)
+        self.section_end = min(self.end, now + share * self.total + self.carry)
 
     def left(self) -> float:
-        return self.end - time.perf_counter()
+        return self.section_end - time.perf_counter()
 
     def allow(self, what: str, need: float = 0.0) -> bool:
         if self.left() > need:
@@ -162,6 +171,8 @@ def fla_layer(mixer: str, C: int, H: int):
     D = C // H
     return {"gla": lambda: layers.GatedLinearAttention(hidden_size=C, num_heads=H, expand_k=1.0, expand_v=1.0),
             "retention": lambda: layers.MultiScaleRetention(hidden_size=C, num_heads=H, expand_k=1.0, expand_v=1.0),
+            "linear": lambda: layers.LinearAttention(hidden_size=C, num_heads=H, expand_k=1.0, expand_v=1.0,
+                                                     feature_map="elu"),
             "deltanet": lambda: layers.DeltaNet(hidden_size=C, num_heads=H, expand_k=1.0, expand_v=1.0),
             "gated_deltanet": lambda: layers.GatedDeltaNet(hidden_size=C, num_heads=H, head_dim=D, expand_v=1),
             "mamba2": lambda: layers.Mamba2(hidden_size=C, num_heads=2 * C // D, head_dim=D, state_size=D,
@@ -301,7 +312,7 @@ def section_decode(args, device, budget) -> dict:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     warm, reps = args.sizes["decode_steps"]
     out = {}
-    for name in ("donor", "retention", "gla", "gated_deltanet", "mamba2", "deltanet"):
+    for name in ("donor", "retention", "gla", "gated_deltanet", "mamba2", "linear", "deltanet"):
         if not budget.allow(f"decode {name}", 20):
             continue
         model = (make_donor(cfg, device, dtype) if name == "donor" else make_student(cfg, name, device, dtype)).eval()
@@ -324,7 +335,7 @@ def section_decode(args, device, budget) -> dict:
 def section_compile(args, device, budget) -> dict:
     if device.type != "cuda":
         return {"skipped": "measured on CUDA only"}
-    if not budget.allow("compile", 150):
+    if not budget.allow("compile", 90):
         return {"skipped": "time budget"}
     cfg = donor_config(args.shape)
     T = args.sizes["train_T"][0]
@@ -392,6 +403,7 @@ def machine(device) -> dict:
 
 SECTIONS = {"parity": section_parity, "kernels": section_kernels, "train": section_train, "decode": section_decode,
             "compile": section_compile}
+SHARES = {"parity": 0.1, "kernels": 0.15, "train": 0.3, "decode": 0.2, "compile": 0.25}   # of --budget
 
 
 def main(argv=None) -> dict:
@@ -411,7 +423,8 @@ def main(argv=None) -> dict:
     for name in args.sections.split(","):
         if name not in SECTIONS:
             p.error(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
-        print(f"[{name}] {budget.left():.0f} s left", flush=True)
+        budget.start(SHARES[name])
+        print(f"[{name}] {budget.left():.0f} s for this section", flush=True)
         results[name] = SECTIONS[name](args, device, budget)
     results["targets"] = targets(results, args.sizes)
     results["skipped"], results["wall_s"] = budget.skipped, time.perf_counter() - t0

@@ -29,7 +29,7 @@ def student(donor, mixer, kernels):
 
 
 def test_the_mixers_with_an_fla_path():
-    assert set(FLA_MIXERS) == {"gla", "mamba2", "retention", "deltanet", "gated_deltanet"}
+    assert set(FLA_MIXERS) == {"gla", "mamba2", "retention", "linear", "deltanet", "gated_deltanet"}
 
 
 @pytest.mark.parametrize("mixer", FLA_MIXERS)

@@ -50,7 +50,8 @@ def test_fla_through_the_op_matches_the_torch_form(kind):
     """The op with use_fla=True (fla's kernel) against the same op's PyTorch chunked form: forward, final state and
     every gradient, from a non-zero initial state (``xatl.ops.parity``)."""
     errors = parity.compare(kind, **SHAPE)
-    assert list(errors) == ["output", "final state"] + [f"d {n}" for n in parity.grad_names(kind)]
+    finals = ["final state", "final k sum"] if kind == "linear" else ["final state"]
+    assert list(errors) == ["output", *finals] + [f"d {n}" for n in parity.grad_names(kind)]
     bad = {k: e for k, e in errors.items() if e is not None and e > TOL}
     assert not bad, bad
     assert all(e is not None for e in errors.values())               # every input is differentiated by both
@@ -93,13 +94,13 @@ def test_a_state_in_another_layout_is_refused(monkeypatch):
         return o, s.transpose(-1, -2)
 
     monkeypatch.setitem(fla_backend._KERNELS, "gla", other_layout)
-    (q, k, v, g), s0 = parity.inputs("gla", **SHAPE)
+    (q, k, v, g), (s0,) = parity.inputs("gla", **SHAPE)
     with pytest.raises(xatl.errors.ConfigError, match="lays states out differently") as e:
         fla_backend.fla_chunk_gla(q, k, v[..., :8], g, s0[..., :8], output_final_state=True)
     assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("mixer", ["gla", "retention", "mamba2", "deltanet", "gated_deltanet"])
+@pytest.mark.parametrize("mixer", ["gla", "retention", "mamba2", "linear", "deltanet", "gated_deltanet"])
 def test_a_student_with_kernels_fla_matches_kernels_torch(mixer, monkeypatch):
     """A whole tiny student (2 layers) with kernels="fla" against kernels="torch": logits and every parameter's
     gradient; fla's kernels must have run."""

@@ -125,8 +125,11 @@ class Mixer(nn.Module):
         self.opts = self.Options(**options)
         self.opts.validate()
         if getattr(self.opts, "kernels", "torch") == "fla" and self.fla_path is None:
+            from .registry import MIXERS
+
+            have = ", ".join(name for name, cls in MIXERS.items() if cls.fla_path is not None)
             raise ConfigError(f"mixer {self.name!r} has no flash-linear-attention path; use kernels='torch' or 'auto' "
-                              "(fla kernels exist for gla, mamba2, retention, deltanet, gated_deltanet)")
+                              f"(fla kernels exist for {have})")
 
     def forward(self, x: torch.Tensor, ctx: MixerContext, state: State | None = None,
                 use_cache: bool = False) -> tuple[torch.Tensor, State | None]:

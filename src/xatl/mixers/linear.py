@@ -32,6 +32,7 @@ class LinearOptions(FeatureMapOptions):
 class LinearAttention(Mixer):
     name = "linear"
     Options = LinearOptions
+    fla_path = "simple_gla"          # no decay; the normaliser as one more value channel
 
     def __init__(self, config, layer_idx: int, **options):
         super().__init__(config, layer_idx, **options)
@@ -56,6 +57,6 @@ class LinearAttention(Mixer):
         init = (state["kv"], state["k_sum"]) if state is not None else None
         kw = dict(initial_state=init, output_final_state=use_cache, normalize=self.opts.normalize, eps=self.opts.eps)
         o, final = run_form(FORMS, self._form_for(T, state), q, k, v, **kw,
-                            chunked=dict(chunk_size=self.opts.chunk_size))
+                            chunked=dict(chunk_size=self.opts.chunk_size, use_fla=self._use_fla(q)))
         new_state = {"kv": final[0], "k_sum": final[1]} if use_cache else None
         return self.o_proj(merge_heads(o)), new_state

@@ -12,6 +12,7 @@ Layouts, passed explicitly, never assumed from fla's defaults (which have change
   releases) and ``head_first=False`` are passed wherever the kernel takes them, and the final state's shape is
   checked.
 * Our ops take queries already scaled, so ``scale=1``.
+* Linear attention runs as simple GLA with a zero log-decay (``linear_attention._fla_linear_attn``).
 * The delta rule runs as fla's gated delta rule with a zero log-decay: fla's plain ``chunk_delta_rule`` refuses
   float32 inputs, the gated kernel does not, and with g = 0 the two are the same recurrence.
 """

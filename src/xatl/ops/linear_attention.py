@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from .fla_backend import fla_chunk_simple_gla, fla_usable
 from .utils import acc_dtype, exclusive_cumsum, pad_to_chunks, unchunk
 
 State = tuple[torch.Tensor, torch.Tensor]
@@ -40,8 +41,11 @@ def naive_linear_attn(q, k, v, initial_state: State | None = None, output_final_
 
 
 def chunk_linear_attn(q, k, v, initial_state: State | None = None, output_final_state: bool = False,
-                      normalize: bool = True, eps: float = 1e-6, chunk_size: int = 64):
-    """Chunked form: exact attention inside chunks of ``chunk_size``, running state across chunks (vectorised)."""
+                      normalize: bool = True, eps: float = 1e-6, chunk_size: int = 64, use_fla: bool = False):
+    """Chunked form: exact attention inside chunks of ``chunk_size``, running state across chunks (vectorised).
+    ``use_fla`` runs it as fla's ``chunk_simple_gla`` with no decay when the inputs are on CUDA and fla imports."""
+    if use_fla and fla_usable(q):
+        return _fla_linear_attn(q, k, v, initial_state, output_final_state, normalize, eps)
     dtype, T = v.dtype, q.shape[2]
     S0, z0 = initial_state if initial_state is not None else _zero_state(q, v)
     qc, kc, vc = (pad_to_chunks(t.to(acc_dtype(v)), chunk_size) for t in (q, k, v))  # (B, H, N, C, .)
@@ -59,6 +63,33 @@ def chunk_linear_attn(q, k, v, initial_state: State | None = None, output_final_
     if output_final_state:
         final = (S[:, :, -1] + kv[:, :, -1], z[:, :, -1] + ksum[:, :, -1])
     return o.to(dtype), final
+
+
+def _fla_linear_attn(q, k, v, initial_state, output_final_state, normalize, eps):
+    """Linear attention as simple GLA with a zero log-decay. The normaliser rides along as one more value
+    channel of ones, so one kernel call gives the numerator phi(q) S and the denominator phi(q) . z, and its
+    state column is z (plus a channel of zeros where the value width would be odd: fla's 16-bit backward wants
+    it even)."""
+    B, H, T, _ = q.shape
+    Dv = v.shape[-1]
+    pad = (Dv + 1) % 2                                    # zero channels after the ones: keep the width even
+    if normalize:
+        v = torch.cat([v, v.new_ones(B, H, T, 1), v.new_zeros(B, H, T, pad)], -1)
+    S0 = None
+    if initial_state is not None:
+        S0 = initial_state[0]
+        if normalize:
+            S, z = initial_state
+            S0 = torch.cat([S, z[..., None], S.new_zeros(*S.shape[:-1], pad)], -1)
+    g = q.new_zeros(B, H, T, dtype=torch.float32)
+    o, S = fla_chunk_simple_gla(q, k, v, g, S0, output_final_state)
+    if normalize:
+        o = (o[..., :Dv].float() / (o[..., Dv:Dv + 1].float() + eps)).to(o.dtype)
+    final = None
+    if output_final_state:
+        z = S[..., Dv] if normalize else (initial_state[1] if initial_state is not None else 0) + k.float().sum(2)
+        final = (S[..., :Dv], z)
+    return o, final
 
 
 def recurrent_linear_attn(q, k, v, initial_state: State | None = None, output_final_state: bool = False,
