@@ -4,6 +4,7 @@
 #   make test EXTRAS=dev,lm-eval       # without the CPU Triton interpreter (a CUDA torch brings its own triton)
 #   make demo                          # the main job on its embedded default recipe
 #   make bench-gpu                     # on a CUDA machine, with its own torch (no venv): benchmarks/results/gpu.json
+#   make test-gpu                      # on a CUDA machine: the cuda-marked tests (fla parity on the GPU)
 PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= torch==2.13.0
@@ -13,7 +14,7 @@ comma  := ,
 STAMP  := $(VENV)/.xatl-installed-$(subst /,_,$(subst =,_,$(TORCH)))-$(subst $(comma),_,$(EXTRAS))
 PYTEST_ARGS ?=
 
-.PHONY: install test demo lint bench bench-gpu clean
+.PHONY: install test demo lint bench bench-gpu test-gpu gpu-site clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,10 +43,17 @@ bench: install
 # The GPU benchmark (issue 14) uses the machine's own python3, torch and triton; packages that machine lacks
 # (fla) are wheels in .whl/ (benchmarks/gpu_wheels.sh), installed into a private folder first.
 GPU_SITE ?= /tmp/xatl-gpu-site
-bench-gpu:
+GPU_ENV  = PYTHONUNBUFFERED=1 PYTHONPATH=src:$(GPU_SITE)$${PYTHONPATH:+:$$PYTHONPATH}
+gpu-site:
 	@if [ -d .whl ]; then $(PYTHON) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 		--target $(GPU_SITE) .whl/*.whl; fi
-	PYTHONUNBUFFERED=1 PYTHONPATH=src:$(GPU_SITE)$${PYTHONPATH:+:$$PYTHONPATH} $(PYTHON) benchmarks/gpu.py $(BENCH_GPU_ARGS)
+
+bench-gpu: gpu-site
+	$(GPU_ENV) $(PYTHON) benchmarks/gpu.py $(BENCH_GPU_ARGS)
+
+# the CUDA-marked tests (fla parity on the GPU), on the same machine and packages
+test-gpu: gpu-site
+	$(GPU_ENV) $(PYTHON) -m pytest -m cuda -q -p no:cacheprovider tests/ops
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
