@@ -31,6 +31,7 @@ from .params import ParamPlan
 
 log = logging.getLogger(__name__)
 
+
 def block_classes(model: nn.Module) -> set[str]:
     """The class names a model declares as its transformer blocks (``_no_split_modules``)."""
     names = set(getattr(model, "_no_split_modules", None) or [])
