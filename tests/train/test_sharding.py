@@ -142,3 +142,13 @@ def test_a_model_without_block_classes_cannot_be_sharded():
 
     with pytest.raises(TrainingError, match="_no_split_modules"):
         block_classes(torch.nn.Linear(2, 2))
+
+
+def test_the_other_processes_build_on_the_meta_device(student_dir):
+    """Under sharding only the main process reads the weights; the others hold the architecture on the meta device
+    (no memory) until their shards arrive (the two-process tests above run this path on process 1)."""
+    from xatl.train.setup import load_for_training
+
+    model = load_for_training(student_dir, meta=True)
+    assert model.training and all(p.is_meta for p in model.parameters())
+    assert model.lm_head.weight is model.model.embed_tokens.weight          # tied as in the saved student

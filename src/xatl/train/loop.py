@@ -140,7 +140,9 @@ class Trainer:
         if ckpt is not None:
             saved = read_state(ckpt)
             check_compatible(saved, self._identity(), ckpt)
-        self.model = setup.load_for_training(ckpt / "model" if ckpt is not None else cfg.model)
+        # sharded: only the main process reads the weights; the others build on the meta device (no memory)
+        self.model = setup.load_for_training(ckpt / "model" if ckpt is not None else cfg.model,
+                                             meta=self.sharded and not self.main)
         self.plan = build_plan(self.model, self.report, cfg.freeze, cfg.lora.rank)
         if cfg.lora.rank:
             add_lora(self.model, self.plan, cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout)
@@ -154,7 +156,7 @@ class Trainer:
         if ckpt is not None:
             self._restore(ckpt, saved)
         if self.sharded:
-            self.plan = sharding.shard(self.model, self.plan)
+            self.plan = sharding.shard(self.model, self.plan, device=self.device)
             sharding.init_root(self.model, self.device)
         self._load_teachers(donor)
         self.stage, self.optimizer, self.wrapped, self.aligner = None, None, None, None

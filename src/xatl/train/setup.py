@@ -110,11 +110,18 @@ def gather(obj, acc) -> list:
 
 
 # ---------------------------------------------------------------------------------------------- the model
-def load_for_training(path: str | os.PathLike):
-    """The model of a directory / .gguf / fetched asset, in fp32 and train mode."""
+def load_for_training(path: str | os.PathLike, *, meta: bool = False):
+    """The model of a directory / .gguf / fetched asset, in fp32 and train mode. ``meta``: its architecture only,
+    on the meta device, no weights read (a sharded run's other processes, which receive their shards from the
+    main one: ``sharding.shard``)."""
     from ..eval.loading import load_weights, resolve_causal_lm
 
-    src, _ = resolve_causal_lm(path)
+    src, config = resolve_causal_lm(path)
+    if meta:
+        from transformers import AutoModelForCausalLM
+
+        with torch.device("meta"):
+            return AutoModelForCausalLM.from_config(config, dtype=torch.float32).train()
     with quiet_transformers():
         model = load_weights(src, torch.float32)
     return model.train()

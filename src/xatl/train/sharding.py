@@ -41,9 +41,12 @@ def block_classes(model: nn.Module) -> set[str]:
     return names
 
 
-def shard(model: nn.Module, plan: ParamPlan, *, reshard_after_forward: bool = True) -> ParamPlan:
+def shard(model: nn.Module, plan: ParamPlan, *, device: torch.device, reshard_after_forward: bool = True) -> ParamPlan:
     """Apply ``fully_shard`` to ``model`` in place (mixers, blocks, root) and return ``plan`` with each entry
-    pointing at the sharded parameter that replaced it (sharding replaces every ``nn.Parameter``)."""
+    pointing at the sharded parameter that replaced it (sharding replaces every ``nn.Parameter``).
+
+    The main process holds the weights; the others may hold the same architecture on the meta device (no memory):
+    they get their shards from the main process's whole state, and every buffer from its buffers."""
     import torch.distributed as dist
     from torch.distributed.fsdp import fully_shard
 
@@ -55,6 +58,8 @@ def shard(model: nn.Module, plan: ParamPlan, *, reshard_after_forward: bool = Tr
     if not blocks:
         raise TrainingError(f"{type(model).__name__} has none of its block classes {sorted(names)}; train it with "
                             "--sharding none")
+    main = dist.get_rank() == 0
+    whole = model.state_dict() if main else {}      # the main process's weights, broadcast once sharded
     current = {}                         # id of each parameter -> its name now (LoRA renamed the wrapped weights)
     for name, p in model.named_parameters(remove_duplicate=False):
         current.setdefault(id(p), name)
@@ -64,11 +69,25 @@ def shard(model: nn.Module, plan: ParamPlan, *, reshard_after_forward: bool = Tr
             fully_shard(mixer, reshard_after_forward=reshard_after_forward)
         fully_shard(block, reshard_after_forward=reshard_after_forward)
     fully_shard(model, reshard_after_forward=reshard_after_forward)
+    _fill_from_main(model, whole, device)
     log.info("FSDP2: %d blocks sharded over %d processes", len(blocks), dist.get_world_size())
     named = dict(model.named_parameters(remove_duplicate=False))
     fix = lambda entries: [(n, named[current[id(p)]]) for n, p in entries]  # noqa: E731
     return ParamPlan(fresh=fix(plan.fresh), copied=fix(plan.copied), fixed=fix(plan.fixed), align=fix(plan.align),
                      lora_targets=list(plan.lora_targets))
+
+
+def _fill_from_main(model: nn.Module, whole: dict, device: torch.device) -> None:
+    """Give every process its shards of the main process's ``whole`` state, and the main process's buffers
+    (non-persistent ones, such as RoPE's inverse frequencies, are not in a state dict)."""
+    import torch.distributed as dist
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    if any(p.is_meta for p in model.parameters()) or any(b.is_meta for b in model.buffers()):
+        model.to_empty(device=device)
+    set_model_state_dict(model, whole, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+    for b in model.buffers():
+        dist.broadcast(b.data, src=0)
 
 
 def is_sharded(model: nn.Module) -> bool:
