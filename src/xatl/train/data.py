@@ -131,11 +131,15 @@ def micro_batches(stream: BlockStream, blocks: Blocks, position: int, micro: int
     return out
 
 
+def eval_chunks(blocks: Blocks, micro: int, batches: int) -> list[list[int]]:
+    """The block indices of every validation micro-batch: the first ``batches * micro`` blocks, ``micro`` at a time."""
+    total = min(blocks.n, max(1, batches) * micro)
+    return [list(range(s, min(s + micro, total))) for s in range(0, total, micro)]
+
+
 def eval_batches(blocks: Blocks, micro: int, batches: int, world: int, rank: int) -> list[torch.Tensor]:
     """This process's share of the first ``batches * micro`` validation blocks (the same ones every time)."""
-    total = min(blocks.n, max(1, batches) * micro)
-    chunks = [list(range(s, min(s + micro, total))) for s in range(0, total, micro)]
-    return [blocks.get(c) for i, c in enumerate(chunks) if i % world == rank]
+    return [blocks.get(c) for i, c in enumerate(eval_chunks(blocks, micro, batches)) if i % world == rank]
 
 
 def check_enough(blocks: Blocks, global_batch: int) -> None:

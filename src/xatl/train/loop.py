@@ -35,7 +35,7 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from .data import Blocks, BlockStream, check_enough, eval_batches, micro_batches, resolve_dataset
+from .data import Blocks, BlockStream, check_enough, eval_batches, eval_chunks, micro_batches, resolve_dataset
 from .metrics import MetricsWriter, format_summary, postfix, progress_bar
 from .params import (
     COPIED,
@@ -183,7 +183,7 @@ class Trainer:
         self.val_data = (eval_batches(self.val_blocks, self.cfg.micro_batch_size, self.cfg.eval_batches, self.world,
                                       self.rank) if self.val_blocks is not None and self.cfg.eval_batches else None)
         # sharded: every forward is collective, so every process runs as many validation forwards as the busiest
-        self.val_rounds = (len(eval_batches(self.val_blocks, self.cfg.micro_batch_size, self.cfg.eval_batches, 1, 0))
+        self.val_rounds = (len(eval_chunks(self.val_blocks, self.cfg.micro_batch_size, self.cfg.eval_batches))
                            + self.world - 1) // self.world if self.val_data is not None else 0
 
     def _identity(self) -> dict:
@@ -504,11 +504,17 @@ class Trainer:
                    "block_size": self.T, "bf16": self.bf16, "sharding": "fsdp" if self.sharded else "none",
                    "config": self.cfg.to_dict(),
                    "flops_formula": "see xatl.train.accounting: 4N + 2N_trainable + 3x mixing (+ teachers)"}
-        final_model = self._unsharded_copy() if self.sharded else self.model      # collective when sharded
+        final_model, save = self.model, None
+        if self.sharded:
+            state = sharding.full_state_dict(self.model)                        # collective
+            if self.main and self.cfg.lora.rank:
+                final_model = self._unsharded_copy(state)                        # the adapters merge into it
+            elif self.main:
+                save = lambda dest: self.model.save_pretrained(dest, state_dict=state)  # noqa: E731
         if self.main:
             if self.cfg.lora.rank:
                 merge_lora(final_model)
-            setup.save_final(final_model, self.out, self.tokenizer, self.src)
+            setup.save_final(final_model, self.out, self.tokenizer, self.src, save=save)
             from ..utils.fs import atomic_write_json
 
             atomic_write_json(self.out / "summary.json", summary)
@@ -522,12 +528,9 @@ class Trainer:
                            last_checkpoint=path(st.last_checkpoint), final_dir=final, wall_seconds=st.wall,
                            flops=flops, unfrozen_after=st.unfrozen_after, summary=summary)
 
-    def _unsharded_copy(self):
-        """On the main process, a plain (unsharded) copy of the trained model, LoRA adapters included; None on the
-        others. Every process must call it (it gathers the shards)."""
-        state = sharding.full_state_dict(self.model)
-        if not self.main:
-            return None
+    def _unsharded_copy(self, state: dict):
+        """A plain (unsharded) model holding ``state``, the trained model's whole state with its LoRA adapters, so
+        that peft can merge them (main process only)."""
         plain = setup.load_for_training(self.cfg.model)
         if self.cfg.lora.rank:
             add_lora(plain, build_plan(plain, self.report, self.cfg.freeze, self.cfg.lora.rank), self.cfg.lora.rank,

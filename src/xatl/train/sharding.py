@@ -1,7 +1,7 @@
 """Sharded training on PyTorch's FSDP2 (``torch.distributed.fsdp.fully_shard``): parameters, gradients and AdamW
 state are split across the processes, so a student too big for one device's memory trains on several.
 
-    plan = shard(model, plan)                 # after LoRA injection; every process, same order
+    plan = shard(model, plan, device=device)  # after LoRA injection; every process, same order
     state = full_state_dict(model)            # collective: every process calls it; a plain CPU dict
     opt_state = optimizer_state(opt)          # collective; the same layout as opt.state_dict()
 
