@@ -62,6 +62,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     common.add_argument("--threads", default=None, metavar="N",
                         help="CPU threads for torch (default: $XATL_THREADS, else one per core); on a machine "
                         "shared with another busy process, 1 is much faster (docs/benchmarks.md)")
+    common.add_argument("--trust-remote-code", action="store_true",
+                        help="run Python code that a model directory names in its auto_map (off by default: such a "
+                        "directory is refused); only for models whose author you trust and whose code you have read")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         if only is not None and name != only:
@@ -96,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             configure_threads(args.threads)
         except ValueError as e:
             raise ConfigError(f"--threads: {e}") from None
+        from xatl.utils.remote_code import allow_remote_code
+
+        allow_remote_code(args.trust_remote_code)
         return int(args._module.run(args) or 0)
     except XATLError as e:
         print(f"xatl {args.command}: error: {e}", file=sys.stderr)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ..errors import DonorLoadError
+from ..utils.remote_code import refusal, remote_code_allowed, reraise_refusal
 from .registry import get_adapter
 
 log = logging.getLogger(__name__)
@@ -20,15 +21,23 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DonorSource:
-    """Where a donor lives. kind: "dir" | "gguf" | "hub"; path: directory or hub id; gguf_file: name in path."""
+    """Where a donor lives. kind: "dir" | "gguf" | "hub"; path: directory or hub id; gguf_file: name in path;
+    trust_remote_code: run Python code the model directory names in ``auto_map`` (default: the process-wide
+    policy, :func:`xatl.utils.remote_code.remote_code_allowed`, which is off unless the user asked)."""
 
     kind: str
     path: str
     gguf_file: str | None = None
+    trust_remote_code: bool = field(default_factory=remote_code_allowed)
 
     @property
     def kwargs(self) -> dict:
-        return {"gguf_file": self.gguf_file} if self.gguf_file else {}
+        """Keyword arguments for every ``from_pretrained`` of this source. ``trust_remote_code`` is always passed
+        explicitly: left out, transformers asks "[y/N]" on stdin, and piped input would answer it."""
+        out = {"trust_remote_code": self.trust_remote_code}
+        if self.gguf_file:
+            out["gguf_file"] = self.gguf_file
+        return out
 
     def __str__(self) -> str:
         return os.path.join(self.path, self.gguf_file) if self.gguf_file else self.path
@@ -70,6 +79,9 @@ def _fetched_asset_dir(name: str) -> Path | None:
 
 
 def _wrap(source: DonorSource, what: str, err: Exception) -> DonorLoadError:
+    refused = refusal(str(source), err)
+    if refused:
+        return DonorLoadError(refused)
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     if source.kind == "hub":
         return DonorLoadError(f"could not load the {what} of {source.path!r} from the Hugging Face hub ({first}); "
@@ -125,6 +137,7 @@ def load_tokenizer(source: str | os.PathLike | DonorSource):
     try:
         return AutoTokenizer.from_pretrained(src.path, **src.kwargs)
     except Exception as e:
+        reraise_refusal(str(src), e, DonorLoadError)
         log.warning("donor %s has no loadable tokenizer (%s); the student is saved without one", src,
                     str(e).splitlines()[0] if str(e) else type(e).__name__)
         return None

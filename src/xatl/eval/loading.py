@@ -10,6 +10,7 @@ import torch
 
 from ..errors import ConfigError, DonorLoadError, ModelLoadError
 from ..utils.fs import sha256_file
+from ..utils.remote_code import reraise_refusal
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 
@@ -75,6 +76,7 @@ def resolve_causal_lm(path: str | os.PathLike):
     try:
         config = AutoConfig.from_pretrained(src.path, **src.kwargs)
     except Exception as e:  # transformers raises OSError/ValueError/KeyError for unreadable configs
+        reraise_refusal(str(src), e, ModelLoadError)
         raise ModelLoadError(f"could not read the model config at {str(src)!r} ({type(e).__name__}); pass a model "
                              "directory saved with save_pretrained") from None
     if not _is_causal_lm(config):
@@ -93,6 +95,7 @@ def load_weights(src, dtype: torch.dtype = torch.float32):
     try:
         model = AutoModelForCausalLM.from_pretrained(src.path, dtype=dtype, **src.kwargs)
     except Exception as e:
+        reraise_refusal(str(src), e, ModelLoadError)
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
         raise ModelLoadError(f"could not load the weights of {str(src)!r} ({type(e).__name__}: {first}); the files "
                              "may be truncated: re-save or re-convert the model") from None
@@ -118,6 +121,7 @@ def load_model(path: str | os.PathLike, *, device: str | None = "cpu", dtype: to
     try:
         tokenizer = AutoTokenizer.from_pretrained(src.path, **src.kwargs)
     except Exception as e:
+        reraise_refusal(str(src), e, ModelLoadError)
         raise ModelLoadError(f"model {str(src)!r} has no loadable tokenizer ({type(e).__name__}); save the donor's "
                              "tokenizer beside the weights") from None
     model = load_weights(src, dtype).to(target).eval()

@@ -62,7 +62,7 @@ class Study:
 
             result = self.markers["tokenizer"]["result"]
             if result["source"] == "train":
-                self._tokenizer = AutoTokenizer.from_pretrained(result["path"])
+                self._tokenizer = AutoTokenizer.from_pretrained(result["path"], trust_remote_code=False)
             else:
                 self._tokenizer = load_tokenizer(result["path"])
             if self._tokenizer is None:

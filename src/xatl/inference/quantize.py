@@ -26,6 +26,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..models.modeling_xatl import XATLForCausalLM
 from ..models.quantization import Int8Linear, PackedLinear, replace_linears
+from ..utils.remote_code import reraise_refusal
 from .config import QUANTIZE_TARGETS, QuantizeConfig
 
 
@@ -145,6 +146,7 @@ def save_quantized(model_dir: str | os.PathLike, out: str | os.PathLike, cfg: Qu
     try:
         tokenizer = AutoTokenizer.from_pretrained(src.path, **src.kwargs)
     except Exception as e:
+        reraise_refusal(str(model_dir), e, ConfigError)
         raise ConfigError(f"{str(model_dir)!r} has no loadable tokenizer ({type(e).__name__}); a quantised student "
                           "is saved with its tokenizer: save it beside the weights") from None
     before = tensor_bytes(model)

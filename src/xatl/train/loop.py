@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..errors import ConfigError, TrainingError
+from ..errors import ConfigError, ModelLoadError, TrainingError
 from ..utils.fs import remove_if_only
+from ..utils.remote_code import reraise_refusal
 from . import setup, sharding
 from .accounting import FlopCounter, stage_record, trainable_matmul_params
 from .checkpoint import (
@@ -167,7 +168,11 @@ class Trainer:
 
         from .. import models  # noqa: F401  (registers the XATL student with the Auto classes)
 
-        config = AutoConfig.from_pretrained(self.src.path, **self.src.kwargs)
+        try:
+            config = AutoConfig.from_pretrained(self.src.path, **self.src.kwargs)
+        except Exception as e:
+            reraise_refusal(str(self.src), e, ModelLoadError)
+            raise
         if getattr(config, "weight_quantization", None):
             raise ConfigError(f"{str(self.src)!r} is a {config.weight_quantization} student, quantised for "
                               "inference; train the float student it was quantised from, then quantise again")

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import OutputExistsError, TrainingError
+from ..errors import ModelLoadError, OutputExistsError, TrainingError
+from ..utils.remote_code import reraise_refusal
 from .checkpoint import CHECKPOINTS, latest_checkpoint
 from .metrics import METRICS_FILE
 
@@ -132,7 +133,8 @@ def load_tokenizer(src):
 
     try:
         return AutoTokenizer.from_pretrained(src.path, **src.kwargs)
-    except Exception:  # no tokenizer files: fine for training on ready token blocks
+    except Exception as e:  # no tokenizer files: fine for training on ready token blocks
+        reraise_refusal(str(src), e, ModelLoadError)
         return None
 
 
