@@ -2,6 +2,8 @@
 #   make test                          # venv + pinned CPU torch + xatl + pytest
 #   make test TORCH=torch==2.5.1       # another torch build (e.g. a CUDA machine)
 #   make test EXTRAS=dev,lm-eval       # without the CPU Triton interpreter (a CUDA torch brings its own triton)
+#   make lock                          # re-resolve pyproject's ranges in a fresh venv into requirements/lock.txt
+#   make test LOCK=                    # install from pyproject's ranges alone (an untested set; e.g. another Python)
 #   make demo                          # the main job on its embedded default recipe
 #   make bench-gpu                     # on a CUDA machine, with its own torch (no venv): benchmarks/results/gpu.json
 #   make test-gpu                      # on a CUDA machine: the cuda-marked tests (fla parity on the GPU)
@@ -9,27 +11,42 @@ PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 EXTRAS ?= dev,lm-eval,fla-interpreter
+LOCK   ?= requirements/lock.txt
 PY     := $(VENV)/bin/python
 comma  := ,
 STAMP  := $(VENV)/.xatl-installed-$(subst /,_,$(subst =,_,$(TORCH)))-$(subst $(comma),_,$(EXTRAS))
+# every install goes through the lock (pip constraints): the versions CI tested, not whatever is newest today
+CONSTRAIN := $(if $(LOCK),-c $(LOCK))
 PYTEST_ARGS ?=
 
-.PHONY: install test demo lint bench bench-gpu test-gpu gpu-site clean
+.PHONY: install test demo lint lock bench bench-gpu test-gpu gpu-site clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
+$(STAMP): pyproject.toml $(LOCK) | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(PY) -m pip install --quiet $(CONSTRAIN) -e ".[$(EXTRAS)]"
 	rm -f $(VENV)/.xatl-installed-*
 	touch $@
 
 install: $(STAMP)
 
+# XATL_LOCK: tests/test_lock.py then checks that every installed version is the lock's (a drift fails loudly)
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	XATL_LOCK=$(LOCK) $(PY) -m pytest $(PYTEST_ARGS)
+
+# a fresh venv resolves pyproject's ranges (the newest releases they admit); then `make test` and commit the lock
+LOCK_VENV ?= .venv-lock
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet "$(TORCH)"
+	$(LOCK_VENV)/bin/python -m pip install --quiet ".[$(EXTRAS)]"
+	{ sed -n '1,3p' requirements/lock.txt; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | grep -v -i -E '^(torch|xatl)=='; } > requirements/lock.txt.new
+	mv requirements/lock.txt.new requirements/lock.txt && rm -rf $(LOCK_VENV)
 
 demo: install
 	$(VENV)/bin/xatl run
