@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+import subproc
+
 # what the console script does, then: did torch load?
 PROBE = ("import sys, xatl_cli\nsys.argv = ['xatl', *sys.argv[1:]]\n"
          "try:\n    xatl_cli.main()\nexcept SystemExit:\n    pass\nprint('torch loaded' if 'torch' in sys.modules "
@@ -19,8 +21,7 @@ LIGHT = ["--help", "--version", "fetch --help", "train --help", "eval --help", "
 
 def _launch(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in (env or os.environ).items() if k != "XATL_LAZY_IMPORT"}
-    return subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, env=env,
-                          timeout=120)
+    return subproc.run([sys.executable, "-c", PROBE, *argv], env=env)
 
 
 @pytest.mark.parametrize("argv", LIGHT)
@@ -34,5 +35,5 @@ def test_plain_import_still_registers_the_student():
     code = ("import xatl\nfrom transformers.models.auto.configuration_auto import CONFIG_MAPPING\n"
             "print('xatl' in CONFIG_MAPPING)")
     env = {k: v for k, v in os.environ.items() if k != "XATL_LAZY_IMPORT"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    proc = subproc.run([sys.executable, "-c", code], env=env)
     assert proc.stdout.strip() == "True", proc.stderr[-2000:]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -18,6 +17,7 @@ from xatl.eval import evaluate_path, write_lm_eval_tasks
 
 pytest.importorskip("lm_eval")
 
+import subproc
 from xatl.eval.harness import lm_eval_evaluate, lm_eval_metrics  # noqa: E402
 
 TASKS = "piqa,arc_easy,winogrande,lambada"
@@ -101,6 +101,6 @@ def test_lm_eval_command_line_runs_offline(lm_suite, tiny_dir, tmp_path):
     env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
     cmd = [sys.executable, "-m", "xatl.eval.harness", "--model", "xatl", "--model_args", f"pretrained={tiny_dir}",
            "--tasks", "xatl_piqa", "--include_path", str(tasks_dir), "--limit", "3", "--output_path", str(tmp_path)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = subproc.run(cmd, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "xatl_piqa" in proc.stdout and "acc_norm" in proc.stdout

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import textwrap
 
 import torch
 from transformers import AutoModelForCausalLM
+
+import subproc
 
 PROBE = textwrap.dedent("""
     import builtins, json, sys, torch
@@ -42,8 +43,7 @@ def test_generate_with_trust_remote_code_without_xatl(student_dir, tmp_path):
     ids = [[0, 0, 5, 6, 7], [8, 9, 10, 11, 12]]
     mask = [[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]]
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "hf_modules"), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(copy), json.dumps(ids), json.dumps(mask)],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subproc.run([sys.executable, "-c", PROBE, str(copy), json.dumps(ids), json.dumps(mask)], env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["module"].startswith("transformers_modules") and got["cache"] == "XATLCache"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import textwrap
 
 import pytest
 import torch
 
+import subproc
 import xatl
 from tiny import VOCAB, tiny_donor
 
@@ -37,8 +37,7 @@ def _probe(path, out, kwargs, block_xatl=False):
              "builtins.__import__ = _no_xatl") if block_xatl else "import xatl"
     code = PROBE.format(block=block, n=21, vocab=VOCAB, threads=torch.get_num_threads())
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(out.parent / "hf_modules"))
-    proc = subprocess.run([sys.executable, "-c", code, str(path), json.dumps(kwargs), str(out)],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subproc.run([sys.executable, "-c", code, str(path), json.dumps(kwargs), str(out)], env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return torch.load(out), proc.stdout.strip()
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from train_helpers import quick
 
+import subproc
 from xatl.train import train
 from xatl.train.metrics import step_records
 
@@ -44,7 +44,7 @@ def test_two_process_ddp_matches_one_process(student_dir, data, tmp_path):
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
            str(_free_port()), "-m", "xatl.cli.main", "train", "--model", str(student_dir), "--data", str(saved),
            "--out", str(tmp_path / "ddp"), *args]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150)
+    proc = subproc.run(cmd, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     one = train(quick(student_dir, tmp_path / "one", max_steps=6, micro_batch_size=2, grad_accum=2, unfreeze="step:3",
                       eval_every=2, eval_batches=2, save_every=3, lr=3e-3), data, progress=False)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +21,7 @@ from safetensors.torch import load_file
 from test_distributed import _free_port
 from train_helpers import quick
 
+import subproc
 from xatl.errors import TrainingError
 from xatl.train import train
 from xatl.train.metrics import step_records
@@ -38,7 +38,7 @@ def torchrun(student_dir, data_dir, out, *args, sharding="fsdp"):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
            "-m", "xatl.cli.main", "train", "--model", str(student_dir), "--data", str(data_dir), "--out", str(out),
            "--sharding", sharding, *ARGS, *args]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    proc = subproc.run(cmd, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
