@@ -7,6 +7,7 @@
 #   make demo                          # the main job on its embedded default recipe
 #   make bench-gpu                     # on a CUDA machine, with its own torch (no venv): benchmarks/results/gpu.json
 #   make test-gpu                      # on a CUDA machine: the cuda-marked tests (fla parity on the GPU)
+#   make test-isa                      # the numeric tests under every CPU kernel set here (CI runs it after make test)
 PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= torch==2.13.0
@@ -19,7 +20,7 @@ STAMP  := $(VENV)/.xatl-installed-$(subst /,_,$(subst =,_,$(TORCH)))-$(subst $(c
 CONSTRAIN := $(if $(LOCK),-c $(LOCK))
 PYTEST_ARGS ?=
 
-.PHONY: install test demo lint lock bench bench-gpu test-gpu gpu-site clean
+.PHONY: install test test-isa demo lint lock bench bench-gpu test-gpu gpu-site clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,11 @@ install: $(STAMP)
 # XATL_LOCK: tests/test_lock.py then checks that every installed version is the lock's (a drift fails loudly)
 test: install
 	XATL_LOCK=$(LOCK) $(PY) -m pytest $(PYTEST_ARGS)
+
+# the numeric tests under ATEN_CPU_CAPABILITY=default/avx2/avx512 (those the CPU has) and at 2 threads: a threshold
+# that sits between two machines' rounding fails here, not on a user's machine (tests/kernel_sets.py)
+test-isa: install
+	$(PY) tests/kernel_sets.py
 
 # a fresh venv resolves pyproject's ranges (the newest releases they admit); then `make test` and commit the lock
 LOCK_VENV ?= .venv-lock

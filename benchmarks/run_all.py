@@ -28,6 +28,8 @@ BENCHMARKS = {  # name: (script, arguments), as recorded in docs/benchmarks.md
     # a SmolLM2-sized training step takes seconds on a 2-core CPU: one context, three mixers, few steps
     "train_smollm2": ("train", ["--donor", "smollm2-135m", "--mixers", "retention,gla,mamba", "--contexts", "512",
                                 "--steps", "3", "--warmup", "1", "--out", "benchmarks/results/train_smollm2.json"]),
+    # the long-context tasks at 8k on the donor (about 14 minutes); students: add --model LABEL=DIR
+    "long_eval": ("long_eval", ["--model", "donor=smollm2-135m"]),
 }
 
 

@@ -16,7 +16,21 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if not torch.cuda.is_available():   # fla's Triton kernels then run in the interpreter (tests/ops/test_fla_parity.py)
     os.environ.setdefault("TRITON_INTERPRET", "1")
-torch.set_num_threads(1)   # tiny models: threads cost more than they give (and the suite runs on 2 cores); for every test
+# tiny models: threads cost more than they give (and the suite runs on 2 cores); for every test. XATL_TEST_THREADS:
+# another count (tests/kernel_sets.py runs the numeric tests at 2 threads too, where reductions split differently)
+torch.set_num_threads(int(os.environ.get("XATL_TEST_THREADS", "1")))
+
+NUMERIC = ("heal", "mixers", "ops", "inference", "transfer", "train")
+"""Test folders whose tests hold numeric thresholds (alignment, training curves, parity, quantisation): marked
+``numeric``, and run under every kernel set of the CPU by tests/kernel_sets.py (``make test-isa``)."""
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(__file__).parent
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(root).parts
+        if parts[0] in NUMERIC:
+            item.add_marker(pytest.mark.numeric)
 
 
 @pytest.fixture(scope="session")

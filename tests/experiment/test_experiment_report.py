@@ -61,7 +61,7 @@ def test_headline_verdicts():
             "(not measured).") in text
     assert "| retention | 6.500 | 5.500 | >= 20.00x | 0.330 | 0.340 | undecided |" in text
     assert "plots/curves_main.png" in text
-    assert len(SECTIONS) == len(set(SECTIONS)) == 15
+    assert len(SECTIONS) == len(set(SECTIONS)) == 16
 
 
 def test_a_zero_shot_difference_within_noise_is_not_established():

@@ -32,6 +32,9 @@ def heal_raw() -> dict:
         ],
         eval={"tasks": ["ppl"], "ppl_documents": 3, "batch_size": 8},
         prompts={"texts": ["the cat", "python code"], "max_new_tokens": 4},
+        long_context={"enabled": True, "retrieval_students": ["heal"],
+                      "settings": {"max_length": 512, "lengths": [320, 512], "depths": [0.5], "samples": 1,
+                                   "documents": 2}},
         profile={"enabled": False})
 
 
@@ -71,6 +74,20 @@ def test_healed_students_in_a_study(tmp_path):
     assert all(len(m["completions"]) == 2 and all(c["new_tokens"] >= 1 for c in m["completions"])
                for m in prompts["models"])
     assert "**the cat**" in text and "- *lolcats heal* (" in text
+
+    # long context: the donor and every student by position, passkey for the donor and `heal` only; the donor (256
+    # positions) and the hybrid are scored up to their limit, the pure students to 512
+    long = summary["long_context"]["models"]
+    assert list(long) == ["donor", "lolcats heal", "lolcats heal-hybrid", "lolcats xatl", "lolcats scratch"]
+    assert "passkey" in long["donor"] and "passkey" in long["lolcats heal"] and "passkey" not in long["lolcats xatl"]
+    assert long["donor"]["ppl_position"]["summary"]["scored_length"] == 256
+    assert long["lolcats heal"]["ppl_position"]["summary"]["scored_length"] == 512
+    assert long["lolcats heal"]["ppl_position"]["summary"]["perplexity"]["256-511"] > 1
+    assert "256-511" in long["donor"]["ppl_position"]["summary"]["skipped"]
+    assert "## Long context" in text and "| lolcats heal |" in text and "x) |" in text
+    for name in ("long_ppl_position.png", "long_passkey.png"):
+        assert (study / "plots" / name).read_bytes()[:4] == b"\x89PNG"
+    assert (study / "long" / "lolcats-heal-s0" / "results.passkey.documents.json").is_file()
 
     again = run_experiment(recipe, tmp_path / "runs", progress=False)       # a rerun redoes nothing
     assert again == report

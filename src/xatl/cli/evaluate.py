@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 
 from .types import positive_int
 
@@ -14,6 +15,14 @@ lm-evaluation-harness 0.4.13 defines them (acc_norm divides each choice's log-li
 characters). lambada: greedy last-word accuracy and perplexity. ppl: perplexity and bits per byte of the held-out
 validation documents (or --data), scored in disjoint windows of --ppl-window tokens.
 
+Long-context tasks (named explicitly, or all four as `long`; `all` leaves them out, they take minutes per
+model): ppl_position: perplexity by token position (buckets 1-63, 64-255, 256-511, 512-1023, ... up to
+--max-length) on long held-out sotu/pydoc documents (or --data), with the decoding state's bytes at each length;
+passkey, niah, mqar: retrieval over a grid of context lengths, generated from --seed. A model limited to fewer
+positions (max_position_embeddings) that is not linear-cost is scored up to its limit; longer lengths are
+reported as skipped. With --out, each task's plot (FILE.<task>.png) and generated documents
+(FILE.<task>.documents.json) are written beside the scores.
+
 With --donor (or --donor-results) every score is also reported relative to the donor:
 (student - chance) / (donor - chance) for accuracies, student / donor for perplexities."""
 EPILOG = """examples:
@@ -22,12 +31,26 @@ EPILOG = """examples:
   xatl eval --model smollm2-135m --out results/donor.json && \\
     xatl eval --model students/smol-ret --donor-results results/donor.json
   xatl eval --write-lm-eval-tasks lm_eval_tasks/    # then: python -m xatl.eval.harness --model xatl ...
-tasks: lambada, hellaswag, piqa, arc_easy, arc_challenge, winogrande, ppl (or all)."""
+  xatl eval --model students/smol-ret --donor smollm2-135m --tasks ppl_position,passkey,niah,mqar \\
+    --max-length 8192 --out results/long.json     # + results/long.ppl_position.png, ...documents.json
+  xatl eval --model students/smol-ret --tasks ppl_position --max-length 16384 --documents 4
+tasks: lambada, hellaswag, piqa, arc_easy, arc_challenge, winogrande, ppl (all: these);
+long-context: ppl_position, passkey, niah, mqar (long: these)."""
 
 DTYPES = ("float32", "bfloat16", "float16")
 
 
+def _long_default(name: str):
+    from ..eval.long.config import LongContextConfig
+    from ..utils.settings import default_of
+
+    return default_of(next(f for f in fields(LongContextConfig) if f.name == name))
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..eval.long.config import LongContextConfig
+    from .flags import add_flags
+
     p.add_argument("--model", help="model directory (student or donor), .gguf file or fetched asset name")
     p.add_argument("--tasks", default="all", help="comma-separated tasks (default: all)")
     p.add_argument("--limit", type=positive_int, default=None, metavar="N",
@@ -44,7 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="weights dtype (default float32)")
     p.add_argument("--max-length", type=positive_int, default=None, help="context length for the suite (default: the "
-                   "model's, as lm-eval resolves it)")
+                   "model's, as lm-eval resolves it); with a long-context task: its longest context (default "
+                   f"{_long_default('max_length')}), and the suite keeps the model's")
     p.add_argument("--ppl-window", type=positive_int, default=1024, help="tokens per held-out window (default 1024)")
     p.add_argument("--ppl-stride", type=positive_int, default=None, help="new tokens per window; < window slides "
                    "(default: = window, disjoint)")
@@ -55,6 +79,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--write-lm-eval-tasks", metavar="DIR", help="write lm-eval task YAMLs (xatl_<task>) for the "
                    "local benchmark files into DIR and exit")
     p.add_argument("--list-tasks", action="store_true", help="list the tasks and exit")
+    add_flags(p, LongContextConfig, group=LONG_GROUP, only=LONG_FLAGS)
+
+
+LONG_GROUP = "long-context tasks (ppl_position, passkey, niah, mqar)"
+LONG_FLAGS = ("lengths", "depths", "samples", "mqar_pairs", "documents", "seed", "chunk")
+"""The fields of LongContextConfig that are flags of their own (max_length is --max-length)."""
+
+
+def long_context_config(args: argparse.Namespace, tasks: list[str]):
+    """(The LongContextConfig of the flags, or None without a long-context task; the --max-length the suite tasks
+    get, None: the model's)."""
+    from ..eval.long.config import LongContextConfig
+    from ..eval.suite import LONG_CONTEXT, TASKS
+    from .flags import flag_values
+
+    if not any(TASKS[t].kind == LONG_CONTEXT for t in tasks):
+        return None, args.max_length
+    values = flag_values(args, LongContextConfig, only=LONG_FLAGS)
+    if args.max_length is not None:
+        values["max_length"] = args.max_length
+    return LongContextConfig(**values), None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,7 +142,7 @@ def _evaluate_with_lm_eval(args: argparse.Namespace) -> int:
 
     if args.donor or args.donor_results:
         raise ConfigError("--lm-eval does not compute relative scores; drop --donor/--donor-results")
-    tasks = [t for t in parse_tasks(args.tasks) if TASKS[t].kind != "perplexity"]
+    tasks = [t for t in parse_tasks(args.tasks) if TASKS[t].from_suite]
     if not tasks:
         raise ConfigError("--lm-eval scores the suite tasks only; ppl has no lm-eval task")
     where = str(resolve_model(args.model))
@@ -128,14 +173,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ..utils.fs import atomic_write_json
 
     tasks = parse_tasks(args.tasks)          # refuse an unknown task before loading anything
+    long_cfg, max_length = long_context_config(args, tasks)     # and bad long-context settings
     results = evaluate_path(
         args.model, tasks, donor=args.donor, device=args.device, dtype=getattr(torch, args.dtype),
         donor_results=args.donor_results, limit=args.limit, batch_size=args.batch_size, data=args.data,
-        suite=args.suite, max_length=args.max_length, ppl_window=args.ppl_window, ppl_stride=args.ppl_stride,
-        log_samples=args.log_samples, progress=not args.no_progress)
+        suite=args.suite, max_length=max_length, ppl_window=args.ppl_window, ppl_stride=args.ppl_stride,
+        log_samples=args.log_samples, long_context=long_cfg, progress=not args.no_progress)
     print(format_table(results))
     print(f"model sha256 {results['model']['sha256'][:16]}…  ({sum(t['seconds'] for t in results['tasks'].values()):.0f}s)")
     if args.out:
-        atomic_write_json(args.out, results)
-        print(f"wrote {args.out}")
+        from ..eval.long.report import finite_json, write_long_outputs
+
+        extra = write_long_outputs(results, args.out)        # moves the generated documents out of results
+        atomic_write_json(args.out, finite_json(results))
+        print(f"wrote {args.out}" + "".join(f", {p.name}" for p in extra))
     return 0

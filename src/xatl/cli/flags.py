@@ -8,7 +8,7 @@ dataclass (``align: AlignConfig``) becomes prefixed flags (``--align-steps``). B
 * ``int``, ``float``, ``str`` (``| None``: ``none`` gives None); metadata ``choices`` restrict a string;
 * ``bool`` defaulting to False: ``--flag``; defaulting to True: ``--no-flag``;
 * ``bool | str`` ("auto"): ``--flag auto|on|off``, or with metadata ``switch`` the pair ``--flag`` / ``--no-flag``;
-* ``list[int]``, ``list[str]``: one or more values; ``tuple[float, float]``: two values.
+* ``list[int]``, ``list[str]``, ``tuple[int, ...]``: one or more values; ``tuple[float, float]``: two values.
 
     add_flags(parser, TrainConfig)
     cfg = TrainConfig(**flag_values(args, TrainConfig))
@@ -91,6 +91,8 @@ def add_flags(parser: argparse.ArgumentParser, cls, overrides: dict | None = Non
             kw.update(type=bool_or_auto, metavar="{auto,on,off}")
         elif origin is list or hint is list:
             kw.update(nargs="+", type=args[0] if args else str, metavar=f.name.upper().rstrip("S") or "VALUE")
+        elif origin is tuple and len(args) == 2 and args[1] is Ellipsis:          # tuple[int, ...]
+            kw.update(nargs="+", type=args[0], metavar=f.name.upper().rstrip("S") or "VALUE")
         elif origin is tuple:
             kw.update(nargs=len(args), type=args[0], metavar=tuple(f"{f.name.upper()}{i + 1}"
                                                                    for i in range(len(args))))

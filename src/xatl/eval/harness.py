@@ -65,7 +65,7 @@ def lm_eval_evaluate(model, tokenizer=None, tasks=None, *, include_path: str | o
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
-    names = [f"xatl_{n}" for n in parse_tasks(tasks) if TASKS[n].kind != "perplexity"]
+    names = [f"xatl_{n}" for n in parse_tasks(tasks) if TASKS[n].from_suite]
     if isinstance(model, (str, os.PathLike)):
         lm = XATLLM(pretrained=os.fspath(model), batch_size=batch_size, device=device, dtype=dtype)
     else:

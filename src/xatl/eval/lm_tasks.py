@@ -78,7 +78,7 @@ def task_yaml(name: str, data_file: Path, delimiter: str, multiple_input: bool, 
 def write_lm_eval_tasks(out_dir: str | os.PathLike, tasks=None, suite: str | os.PathLike | None = None) -> list[str]:
     """Write ``xatl_<task>.yaml`` for ``tasks`` (default: every suite task) into ``out_dir``; return the lm-eval
     task names. The YAMLs point at the files of ``suite`` (default: the fetched ``evalsuite``) by absolute path."""
-    names = [n for n in parse_tasks(tasks) if TASKS[n].kind != "perplexity"] if tasks is not None else list(SUITE_TASKS)
+    names = [n for n in parse_tasks(tasks) if TASKS[n].from_suite] if tasks is not None else list(SUITE_TASKS)
     if not names:
         raise ConfigError(f"no suite task to write; lm-eval tasks exist for: {', '.join(SUITE_TASKS)}")
     root = suite_dir(suite).absolute()

@@ -9,6 +9,10 @@ Results are plain JSON-able dicts::
 
 Relative score of an accuracy: (student - chance) / (donor - chance): 1 = as good as the donor, 0 = chance.
 Perplexities are compared as the ratio student / donor (1 = as good as the donor).
+
+The long-context tasks (``ppl_position``, ``passkey``, ``niah``, ``mqar``; :mod:`xatl.eval.long`) take their
+settings from one :class:`~xatl.eval.long.LongContextConfig`; their entries hold the task's ``settings``,
+``summary``, raw ``results`` and ``generated`` documents besides ``metrics`` (see :mod:`xatl.eval.long.tasks`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch
 from .. import __version__
 from ..errors import ConfigError, DataError
 from .loading import load_model, model_info, resolve_model
+from .long.config import LongContextConfig
 from .perplexity import (
     DEFAULT_WINDOW,
     default_documents,
@@ -33,11 +38,13 @@ from .perplexity import (
     texts_sha256,
 )
 from .scoring import PairEncoder, chance, fitting_documents, resolve_max_length, score_task
-from .suite import TASKS, check_suite, load_task, parse_tasks, suite_dir
+from .suite import LONG_CONTEXT, TASKS, check_suite, load_task, parse_tasks, suite_dir
 
 log = logging.getLogger(__name__)
 
 ACCURACY_METRICS = ("acc", "acc_norm")
+LONG_KEPT = ("settings", "summary")
+"""What the results keep of the donor's long-context entries besides its metrics (for tables and plots)."""
 RATIO_METRICS = ("perplexity", "bits_per_byte")
 
 
@@ -45,13 +52,15 @@ def evaluate(model, tokenizer, tasks=None, *, limit: int | None = None, batch_si
              donor_results: dict | str | os.PathLike | None = None, suite: str | os.PathLike | None = None,
              max_length: int | None = None, ppl_window: int = DEFAULT_WINDOW, ppl_stride: int | None = None,
              model_path: str | os.PathLike | None = None, log_samples: bool = False,
-             progress: bool = True) -> dict:
+             long_context: LongContextConfig | None = None, progress: bool = True) -> dict:
     """Score ``model`` on ``tasks`` (names or ``"a,b"``; None = all) and return the results dict.
 
     limit: the first N documents of each task (and of the held-out data). data: held-out documents for ``ppl``
     (None: ``xatl.data``'s validation split; a path, list of strings or Dataset). donor_results: results of the
     donor (dict or JSON file) to report relative scores against. suite: benchmark directory (None: the fetched
-    ``evalsuite``). model_path: where the model was loaded from (its weight files are hashed).
+    ``evalsuite``). model_path: where the model was loaded from (its weight files are hashed). long_context: the
+    settings of the long-context tasks (None: the defaults; ``data`` replaces the held-out documents of
+    ``ppl_position`` too).
     """
     names = parse_tasks(tasks)
     if limit is not None and limit < 1:
@@ -59,8 +68,9 @@ def evaluate(model, tokenizer, tasks=None, *, limit: int | None = None, batch_si
     donor = read_results(donor_results) if donor_results is not None else None
     model.eval()
     max_length = max_length or resolve_max_length(model.config, tokenizer)
-    root = suite_dir(suite, progress=progress) if any(TASKS[n].kind != "perplexity" for n in names) else None
+    root = suite_dir(suite, progress=progress) if any(TASKS[n].from_suite for n in names) else None
     encoder = PairEncoder(tokenizer)
+    long_cfg = long_context or LongContextConfig()
     results = {
         "xatl_version": __version__,
         "model": model_info(model, model_path),
@@ -69,10 +79,16 @@ def evaluate(model, tokenizer, tasks=None, *, limit: int | None = None, batch_si
                      "scoring": "lm-evaluation-harness 0.4.13 definitions (0-shot log-likelihood)"},
         "tasks": {},
     }
+    if any(TASKS[n].kind == LONG_CONTEXT for n in names):
+        results["settings"]["long_context"] = long_cfg.as_dict()
     for name in names:
         t0 = time.perf_counter()
         if TASKS[name].kind == "perplexity":
             entry = _heldout(model, tokenizer, data, limit, ppl_window, ppl_stride, batch_size, progress)
+        elif TASKS[name].kind == LONG_CONTEXT:
+            from .long.tasks import run_long_task
+
+            entry = run_long_task(name, model, tokenizer, long_cfg, data=data, progress=progress)
         else:
             entry = _suite_task(model, encoder, name, root, limit, batch_size, max_length, progress, log_samples)
         entry["seconds"] = round(time.perf_counter() - t0, 3)
@@ -169,6 +185,11 @@ def relative_scores(student: dict, donor: dict) -> tuple[dict, dict]:
         if not _same_documents(s, d):
             skipped[name] = "scored on different documents (limit or benchmark file differ)"
             continue
+        if TASKS.get(name) is not None and TASKS[name].kind == LONG_CONTEXT:
+            from .long.report import long_relative
+
+            relative[name] = long_relative(s, d)
+            continue
         rel, at_chance = {}, []
         for m in ACCURACY_METRICS:
             if m in s["metrics"] and m in d["metrics"]:
@@ -193,7 +214,8 @@ def attach_donor(results: dict, donor: dict) -> dict:
     """Add the donor's identity, metrics and the relative scores to ``results`` (in place)."""
     relative, skipped = relative_scores(results, donor)
     results["donor"] = {"model": donor.get("model"),
-                        "tasks": {n: {"metrics": t["metrics"], "documents": t.get("documents")}
+                        "tasks": {n: {"metrics": t["metrics"], "documents": t.get("documents"),
+                                      **{k: t[k] for k in LONG_KEPT if k in t}}
                                   for n, t in donor["tasks"].items()}}
     results["relative_to_donor"] = relative
     if skipped:
@@ -208,13 +230,20 @@ def _brief(metrics: dict) -> str:
 
 
 def format_table(results: dict) -> str:
-    """A plain-text table: task, metric, value (± stderr), donor value and relative score when present."""
+    """A plain-text table: task, metric, value (± stderr), donor value and relative score when present; then a
+    table per long-context task (:func:`xatl.eval.long.report.format_long_tables`)."""
+    from .long.report import format_long_tables
+
+    long_tables = format_long_tables(results)
+    short = {n: t for n, t in results["tasks"].items() if TASKS.get(n) is None or TASKS[n].kind != LONG_CONTEXT}
+    if not short:
+        return long_tables
     donor = results.get("donor", {}).get("tasks", {})
     relative = results.get("relative_to_donor", {})
     has_donor = bool(donor)
     header = ["task", "metric", "value", "docs"] + (["donor", "relative"] if has_donor else [])
     rows = [header]
-    for name, t in results["tasks"].items():
+    for name, t in short.items():
         for m, v in t["metrics"].items():
             if m.endswith("_stderr"):
                 continue
@@ -226,4 +255,5 @@ def format_table(results: dict) -> str:
                 row += [f"{dv:.4f}" if dv is not None else "-", f"{rv:.3f}" if rv is not None else "-"]
             rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return f"{table}\n\n{long_tables}" if long_tables else table

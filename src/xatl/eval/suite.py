@@ -37,10 +37,20 @@ class TaskSpec:
     name: str
     """Name used by ``xatl eval --tasks`` (and, prefixed with ``xatl_``, by lm-eval)."""
     kind: str
-    """``multiple_choice`` (acc, acc_norm), ``lambada`` (greedy-word acc, perplexity) or ``perplexity`` (held out)."""
+    """``multiple_choice`` (acc, acc_norm), ``lambada`` (greedy-word acc, perplexity), ``perplexity`` (held out)
+    or ``long_context`` (:mod:`xatl.eval.long`: long held-out documents and generated prompts, no benchmark file)."""
     variant: str | None
     """OLMo request variant the file comes from (``rc_0shot``: ranked classification; ``bpb_0shot``)."""
     description: str
+
+    @property
+    def from_suite(self) -> bool:
+        """Whether the task reads a benchmark file of the fetched suite."""
+        return self.kind in SUITE_KINDS
+
+
+SUITE_KINDS = ("multiple_choice", "lambada")
+LONG_CONTEXT = "long_context"
 
 
 TASKS: dict[str, TaskSpec] = {t.name: t for t in (
@@ -51,25 +61,34 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in (
     TaskSpec("arc_challenge", "multiple_choice", "rc_0shot", "ARC-Challenge validation, 3-5 answers"),
     TaskSpec("winogrande", "multiple_choice", "rc_0shot", "Winogrande (xl) validation, partial scoring"),
     TaskSpec("ppl", "perplexity", None, "held-out perplexity and bits per byte on validation documents"),
+    TaskSpec("ppl_position", LONG_CONTEXT, None, "perplexity by token position on long held-out documents"),
+    TaskSpec("passkey", LONG_CONTEXT, None, "passkey retrieval over a grid of context lengths and depths"),
+    TaskSpec("niah", LONG_CONTEXT, None, "needles in a haystack (RULER-style), exact match"),
+    TaskSpec("mqar", LONG_CONTEXT, None, "associative recall of key-value pairs (MQAR-style)"),
 )}
-SUITE_TASKS = tuple(n for n, t in TASKS.items() if t.kind != "perplexity")
+SUITE_TASKS = tuple(n for n, t in TASKS.items() if t.from_suite)
+LONG_TASKS = tuple(n for n, t in TASKS.items() if t.kind == LONG_CONTEXT)
+GROUPS = {"all": tuple(n for n, t in TASKS.items() if t.kind != LONG_CONTEXT), "long": LONG_TASKS}
+"""Names that stand for several tasks. ``all`` leaves the long-context tasks out: they take minutes per model and
+read long documents of their own, so they run only when named (or as ``long``)."""
 
 
 def parse_tasks(tasks: str | list[str] | tuple[str, ...] | None) -> list[str]:
-    """``"piqa,arc_easy"`` or a list -> validated task names (``all`` or None: every task). Unknown names are
-    refused with the list of known ones."""
+    """``"piqa,arc_easy"`` or a list -> validated task names (``all`` or None: every task but the long-context
+    ones; ``long``: the long-context ones, see :data:`GROUPS`). Unknown names are refused with the list of known
+    ones."""
     if tasks is None:
-        return list(TASKS)
+        return list(GROUPS["all"])
     names = [t.strip() for t in (tasks.split(",") if isinstance(tasks, str) else tasks) if t.strip()]
     if not names:
         raise ConfigError(f"no task given; choose from: {', '.join(TASKS)}")
     out: list[str] = []
     for name in names:
-        if name == "all":
-            out += [t for t in TASKS if t not in out]
+        if name in GROUPS:
+            out += [t for t in GROUPS[name] if t not in out]
             continue
         if name not in TASKS:
-            raise ConfigError(choices_message("task", name, list(TASKS) + ["all"]))
+            raise ConfigError(choices_message("task", name, list(TASKS) + list(GROUPS)))
         if name not in out:
             out.append(name)
     return out
@@ -198,7 +217,7 @@ def _expected(tasks_index: dict, name: str) -> tuple[str | None, int | None]:
 def check_suite(tasks, root: str | os.PathLike | None = None) -> Path | None:
     """Fail fast (before any model is loaded) when a benchmark file of ``tasks`` is missing. -> suite directory,
     or None when no task needs one."""
-    names = [n for n in parse_tasks(tasks) if TASKS[n].kind != "perplexity"]
+    names = [n for n in parse_tasks(tasks) if TASKS[n].from_suite]
     if not names:
         return None
     root = suite_dir(root)
@@ -212,8 +231,8 @@ def check_suite(tasks, root: str | os.PathLike | None = None) -> Path | None:
 def load_task(name: str, root: str | os.PathLike | None = None) -> TaskData:
     """Read and check one task's file. A missing or corrupt file raises AssetError naming ``xatl fetch evalsuite``."""
     spec = TASKS[parse_tasks([name])[0]]
-    if spec.kind == "perplexity":
-        raise DataError(f"task {name!r} has no benchmark file; it scores held-out documents")
+    if not spec.from_suite:
+        raise DataError(f"task {name!r} has no benchmark file; it scores held-out or generated documents")
     root = suite_dir(root)
     rel = f"{name}/requests.jsonl.gz"
     path = root / rel

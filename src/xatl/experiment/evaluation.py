@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import statistics
+from pathlib import Path
 
 from .schema import ProfileSpec, Recipe
 
@@ -39,6 +40,25 @@ def evaluate_model(path: str, recipe: Recipe, validation_texts: list[str], *, do
         results = more if results is None else _merge(results, more)
     del model
     return results
+
+
+def evaluate_long(path: str, spec, tasks: list[str], out: Path, *, donor_results=None, device: str = "auto",
+                  progress: bool = True) -> Path:
+    """Score the model at ``path`` on the long-context ``tasks`` with ``spec.config()`` (a
+    :class:`~xatl.experiment.schema.LongContextSpec`), relative to ``donor_results`` (a results JSON) where given;
+    write ``out`` (results.json) and, beside it, each task's plot and generated documents. -> ``out``."""
+    from ..eval import evaluate, load_model
+    from ..eval.loading import pick_device
+    from ..eval.long.report import finite_json, write_long_outputs
+    from ..utils.fs import atomic_write_json
+
+    model, tokenizer = load_model(path, device=str(pick_device(device)))
+    results = evaluate(model, tokenizer, tasks, long_context=spec.config(), donor_results=donor_results,
+                       model_path=path, progress=progress)
+    del model
+    write_long_outputs(results, out)
+    atomic_write_json(out, finite_json(results))
+    return out
 
 
 def _merge(a: dict, b: dict) -> dict:

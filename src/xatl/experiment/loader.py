@@ -29,6 +29,8 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError
+from ..eval.long.config import LongContextConfig
+from ..eval.suite import LONG_TASKS
 from ..utils.settings import range_problem
 from .schema import GROUPS, Recipe, TrainSpec
 
@@ -157,16 +159,41 @@ def validate(recipe: Recipe) -> None:
             parse_tasks([t])
         except ConfigError as e:
             raise _Bad(f"eval.tasks[{i}]", str(e)) from None
+        if t in LONG_TASKS:
+            raise _Bad(f"eval.tasks[{i}]", f"{t} is a long-context task; list it in long_context.tasks")
     for i, name in enumerate(recipe.eval.suite_students or []):
         if recipe.student(name) is None:
             raise _Bad(f"eval.suite_students[{i}]", f"no student named {name!r}; students: "
                        f"{', '.join(s.name for s in recipe.students)}")
+    _validate_long(recipe)
     for i, c in enumerate(recipe.profile.contexts):
         if c < 1:
             raise _Bad(f"profile.contexts[{i}]", f"must be >= 1, got {c}")
     for i, text in enumerate(recipe.prompts.texts):
         if not text.strip():
             raise _Bad(f"prompts.texts[{i}]", "is empty; give some text to continue")
+
+
+def _validate_long(recipe: Recipe) -> None:
+    """long_context: known long-context tasks, known students, settings LongContextConfig accepts."""
+    spec = recipe.long_context
+    for i, t in enumerate(spec.tasks):
+        if t not in LONG_TASKS:
+            raise _Bad(f"long_context.tasks[{i}]", f"unknown long-context task {t!r}; choose from: "
+                       f"{', '.join(LONG_TASKS)}")
+    for key in ("students", "retrieval_students"):
+        for i, name in enumerate((getattr(spec, key) or []) if spec.enabled else []):   # a preset may drop them
+            if recipe.student(name) is None:
+                raise _Bad(f"long_context.{key}[{i}]", f"no student named {name!r}; students: "
+                           f"{', '.join(s.name for s in recipe.students)}")
+    known = [f.name for f in dataclasses.fields(LongContextConfig)]
+    for key in spec.settings:
+        if key not in known:
+            raise _Bad(f"long_context.settings.{key}", f"unknown setting; valid: {', '.join(known)}")
+    try:
+        spec.config()
+    except (ConfigError, TypeError, ValueError) as e:
+        raise _Bad("long_context.settings", str(e)) from None
 
 
 # TrainConfig fields a recipe sets through TrainSpec (its fields are TrainConfig's) or per run (not allowed again

@@ -1,12 +1,14 @@
 """The stages of a study, in order: tokenizer -> data -> donor -> sweep (learning rates, where a student asks)
--> students (convert + train, per mixer x student x seed) -> eval (donor first, then every student) -> profile (decode cost) -> report.
+-> students (convert + train, per mixer x student x seed) -> eval (donor first, then every student) -> long
+(long-context evaluation, where the recipe enables it) -> prompts -> profile (decode cost) -> report.
 
 Each stage is resumable (:mod:`xatl.experiment.stages`); outputs live under ``<out>/<recipe name>/``::
 
     tokenizer/  data/  donor/{init,train}/  sweep/<mixer>-<name>-lr<rate>-s<seed>/ (the learning-rate sweep)
     students/<mixer>-<name>-s<seed>/{init,train}/ (a healed student:
     students/<id>/heal/{student,train}/, see :mod:`xatl.experiment.healing`)
-    eval/<model>/results.json  prompts/prompts.json  profile/profile.json  report.md  plots/*.png  summary.json
+    eval/<model>/results.json  long/<model>/{results.json, results.<task>.png, results.<task>.documents.json}
+    prompts/prompts.json  profile/profile.json  report.md  plots/*.png  summary.json
     recipe.yaml
 """
 
@@ -23,7 +25,7 @@ import yaml
 
 from ..errors import ConfigError, DonorLoadError
 from ..utils.fs import atomic_write_bytes, atomic_write_json, holds_model
-from .evaluation import complete_prompts, evaluate_model, profile_models
+from .evaluation import complete_prompts, evaluate_long, evaluate_model, profile_models
 from .loader import recipe_to_dict
 from .schema import Recipe, StudentRun
 from .stages import StageRunner
@@ -230,6 +232,39 @@ class Study:
 
         self.markers[f"eval/{model}"] = self.runner.run(f"eval/{model}", inputs, work)
 
+    def run_long(self, model: str) -> None:
+        """Long-context evaluation of ``donor`` or a student id (relative to the donor's), stage ``long/<model>``."""
+        spec = self.recipe.long_context
+        stage = "donor" if model == "donor" else f"students/{model}"
+        tasks = self.long_tasks(model)
+        inputs = {"long_context": asdict(spec), "tasks": tasks, "model": self.token(stage)}
+        if model != "donor":
+            inputs["donor_long"] = self.token("long/donor")
+
+        def work(d: Path) -> dict:
+            donor_results = None if model == "donor" else self.dir / "long" / "donor" / "results.json"
+            out = evaluate_long(self.markers[stage]["result"]["path"], spec, tasks, d / "results.json",
+                                donor_results=donor_results, device=self.device, progress=self.progress)
+            return {"results": str(out)}
+
+        self.markers[f"long/{model}"] = self.runner.run(f"long/{model}", inputs, work)
+
+    def long_models(self) -> list[str]:
+        """``donor`` and the ids of the students (first seed) that ``long_context.students`` names."""
+        chosen = self.recipe.long_context.students
+        return ["donor"] + [r.id for r in self.recipe.runs() if r.seed == r.spec.seeds[0]
+                            and (chosen is None or r.spec.name in chosen)]
+
+    def long_tasks(self, model: str) -> list[str]:
+        """The long-context tasks ``model`` is scored on: all for the donor and the retrieval students, else
+        ``ppl_position`` only."""
+        spec = self.recipe.long_context
+        chosen = spec.retrieval_students if spec.retrieval_students is not None else spec.students
+        name = None if model == "donor" else next(r.spec.name for r in self.recipe.runs() if r.id == model)
+        if name is None or chosen is None or name in chosen:
+            return list(spec.tasks)
+        return [t for t in spec.tasks if t == "ppl_position"]
+
     def run_prompts(self) -> None:
         self._over_models("prompts", self.recipe.prompts, self.prompted_models(), complete_prompts)
 
@@ -352,6 +387,10 @@ def run_experiment(recipe: Recipe, out: str | os.PathLike = "runs", *, force=(),
         study.run_eval("donor")
         for run in recipe.runs():
             study.run_eval(run.id)
+        if recipe.long_context.enabled and recipe.long_context.tasks:
+            for model in study.long_models():
+                if study.long_tasks(model):
+                    study.run_long(model)
         if recipe.prompts.enabled and recipe.prompts.texts:
             study.run_prompts()
         if recipe.profile.enabled:

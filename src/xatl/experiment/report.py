@@ -13,12 +13,13 @@ from pathlib import Path
 from ..utils.fs import atomic_write_bytes, atomic_write_json
 from . import plots, sysinfo
 from .evaluation import HEADLINE
+from .long_context import long_figures, section_long
 from .speedup import CROSSING_RULE, RULE, spread
 from .summary import collect
 
 log = logging.getLogger(__name__)
 
-SECTIONS = ("Setup", "Healing", "Prompts", "Headline: XATL vs scratch", "Speedup where the curves cross",
+SECTIONS = ("Setup", "Healing", "Long context", "Prompts", "Headline: XATL vs scratch", "Speedup where the curves cross",
             "Compute", "Learning-rate sweep", "Validation loss", "Zero-shot", "Ablation: transfer set", "Hybrid",
             "Freeze schedules", "Decode cost", "Seed spread", "Stages and timings")
 GROUP_SECTIONS = {"transfer": ("Ablation: transfer set", "which donor weights are copied"),
@@ -427,7 +428,8 @@ def render(s: dict, recipe, command: str, machine: dict, invocation: list[dict])
     head = [f"# XATL study `{s['recipe']}`", "", s["description"].strip(), "",
             f"- Command: `{command}`", f"- Machine: {sysinfo.describe_machine(machine)}", f"- Date: {sysinfo.now()}",
             "- Packages: " + ", ".join(f"{k} {v}" for k, v in sysinfo.versions().items()), ""]
-    bodies = {"Setup": section_setup(s, recipe), "Healing": section_heal(s, recipe), "Prompts": section_prompts(s),
+    bodies = {"Setup": section_setup(s, recipe), "Healing": section_heal(s, recipe),
+              "Long context": section_long(s, recipe), "Prompts": section_prompts(s),
               "Headline: XATL vs scratch": section_headline(s),
               "Speedup where the curves cross": section_crossing(s, recipe), "Compute": section_compute(s, recipe),
               "Learning-rate sweep": section_sweep(s),
@@ -452,6 +454,7 @@ def write_report(study, command: str | None = None) -> Path:
                             else " at equal tokens and steps"))
     plots.donor_figure(summary, plot_dir / "donor.png")
     plots.decode_figures(summary, plot_dir)
+    long_figures(summary.get("long_context"), plot_dir)
     machine = sysinfo.machine()
     text = render(summary, study.recipe, command or f"xatl run {study.recipe.name}", machine, study.runner.log)
     summary.pop("_plots")

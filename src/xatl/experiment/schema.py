@@ -169,6 +169,31 @@ class EvalSpec:
 
 
 @dataclass
+class LongContextSpec:
+    """Long-context evaluation of the donor and the students (:mod:`xatl.eval.long`): perplexity by token position
+    on long held-out documents, and the retrieval tasks (passkey, needles, associative recall), each model relative
+    to the donor. Off by default: it takes minutes per model."""
+
+    enabled: bool = False
+    tasks: list[str] = field(default_factory=lambda: ["ppl_position", "passkey"])
+    """Long-context tasks: ppl_position, passkey, niah, mqar."""
+    students: list[str] | None = None
+    """Students (by name, first seed) scored on ``ppl_position`` (None: every student; the donor always is)."""
+    retrieval_students: list[str] | None = None
+    """Students scored on the retrieval tasks (passkey, niah, mqar), which cost a generation per prompt (None: as
+    ``students``; the donor always is)."""
+    settings: dict = field(default_factory=dict)
+    """Fields of :class:`xatl.eval.long.LongContextConfig` (max_length, lengths, depths, samples, documents, ...);
+    the ones not given keep its defaults."""
+
+    def config(self):
+        """The :class:`~xatl.eval.long.LongContextConfig` of ``settings``."""
+        from ..eval.long.config import LongContextConfig
+
+        return LongContextConfig(**self.settings)
+
+
+@dataclass
 class ProfileSpec:
     """Decode cost of the donor and of each mixer's main student (:mod:`xatl.eval.profile`)."""
 
@@ -222,6 +247,7 @@ class Recipe:
     train: TrainSpec = field(default_factory=TrainSpec)
     """The budget every student trains with (equal tokens and steps)."""
     eval: EvalSpec = field(default_factory=EvalSpec)
+    long_context: LongContextSpec = field(default_factory=LongContextSpec)
     profile: ProfileSpec = field(default_factory=ProfileSpec)
     prompts: PromptSpec = field(default_factory=PromptSpec)
     report: ReportSpec = field(default_factory=ReportSpec)

@@ -10,6 +10,7 @@ import statistics
 from pathlib import Path
 
 from .evaluation import headline
+from .long_context import collect_long
 from .schema import Recipe, StudentRun
 from .speedup import crossing, final_loss, range_verdict, speedup, speedup_curve, spread, value_at
 from .stages import DONE, read_json
@@ -284,6 +285,7 @@ def collect(recipe: Recipe, run_dir: str | Path) -> dict:
         completions = json.loads(Path(prompts["prompts"]).read_text()) if prompts.get("prompts") else None
     except (OSError, ValueError):
         completions = None
+    labels = {"donor": "donor", **{r.id: f"{r.mixer} {r.label}" for r in recipe.runs() if r.seed == r.spec.seeds[0]}}
     stages = {}
     for marker_path in sorted(run_dir.glob(f"**/{DONE}")):
         marker = read_json(marker_path) or {}
@@ -299,5 +301,5 @@ def collect(recipe: Recipe, run_dir: str | Path) -> dict:
                                                "eval": _eval(run_dir, "donor"), "source": recipe.donor.source},
         "runs": runs, "main": _main_rows(recipe, runs), "heal": heal_rows(recipe, runs), "profiles": profiles,
         "sweeps": sweeps(recipe, run_dir), "ablations": ablation_rows(recipe, runs),
-        "prompts": completions, "stage_seconds": stages,
+        "prompts": completions, "stage_seconds": stages, "long_context": collect_long(run_dir, labels),
     }
