@@ -143,7 +143,8 @@ def section_long(s: dict, recipe) -> str:
     if rows:
         e = next(m["ppl_position"] for m in long["models"].values() if "ppl_position" in m)
         docs, length = e["settings"]["documents_built"], e["settings"]["max_length"]
-        out += ["", f"**Perplexity by token position** on {docs} held-out sotu/pydoc documents of {length} tokens "
+        out += ["", f"**Perplexity by token position** on {docs} held-out sotu/pydoc document{'s' * (docs != 1)} of "
+                f"{length} tokens "
                 f"({docs * (length - 1):,} scored positions; a model with a context limit is scored up to it, and the "
                 "buckets past it are skipped; validation split, never trained on). In brackets: the ratio to the "
                 "donor.", "", markdown_table(header, rows),

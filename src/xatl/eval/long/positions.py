@@ -170,7 +170,8 @@ def plot_ppl_curves(results: dict[str, dict], path, title: str | None = None) ->
     ax.set_yscale("log")
     ax.set_xlabel("token position (bucket centre)")
     ax.set_ylabel("perplexity")
-    ax.set_title(title or f"perplexity by position ({first['settings']['documents_built']} documents of "
+    docs = first["settings"]["documents_built"]
+    ax.set_title(title or f"perplexity by position ({docs} document{'s' * (docs != 1)} of "
                  f"{first['settings']['max_length']} tokens)", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
