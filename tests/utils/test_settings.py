@@ -57,7 +57,8 @@ def test_list_defaults_are_fresh_copies():
 
 
 @pytest.mark.parametrize("cls_path", ["xatl.train.config:TrainConfig", "xatl.heal.config:HealConfig",
-                                      "xatl.experiment.schema:TrainSpec", "xatl.experiment.schema:Recipe"])
+                                      "xatl.experiment.schema:TrainSpec", "xatl.experiment.schema:Recipe",
+                                      "xatl.experiment.schema:LongContextSpec", "xatl.eval.long.config:LongContextConfig"])
 def test_every_setting_is_documented(cls_path):
     import importlib
 

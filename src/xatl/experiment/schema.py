@@ -175,6 +175,7 @@ class LongContextSpec:
     to the donor. Off by default: it takes minutes per model."""
 
     enabled: bool = False
+    """Run the ``long/<model>`` stages and the report's Long context section."""
     tasks: list[str] = field(default_factory=lambda: ["ppl_position", "passkey"])
     """Long-context tasks: ppl_position, passkey, niah, mqar."""
     students: list[str] | None = None
@@ -248,6 +249,7 @@ class Recipe:
     """The budget every student trains with (equal tokens and steps)."""
     eval: EvalSpec = field(default_factory=EvalSpec)
     long_context: LongContextSpec = field(default_factory=LongContextSpec)
+    """Long-context evaluation of the donor and the students (off unless ``enabled``)."""
     profile: ProfileSpec = field(default_factory=ProfileSpec)
     prompts: PromptSpec = field(default_factory=PromptSpec)
     report: ReportSpec = field(default_factory=ReportSpec)
