@@ -153,6 +153,17 @@ def test_pack_for_cpu_decodes_like_the_unpacked_model_and_refuses_to_save(donor,
     assert not (tmp_path / "p").exists()
 
 
+def test_pack_for_cpu_refuses_bf16_in_one_line_where_onednn_cannot_pack_it(donor, monkeypatch):
+    import xatl.inference.quantize as q
+
+    model = quantize_student(student(donor, "gla", (1,)), "bf16")
+    monkeypatch.setattr(q, "bf16_packing_supported", lambda: False)      # an AVX2-only CPU
+    with pytest.raises(ConfigError, match="cannot pack bf16 weights") as e:
+        pack_for_cpu(model)
+    assert "\n" not in str(e.value)
+    assert not any(isinstance(m, PackedLinear) for m in model.modules())          # nothing half-replaced
+
+
 def test_layers_kept_in_float_save_and_load(donor, tmp_path):
     from transformers import AutoModelForCausalLM
 

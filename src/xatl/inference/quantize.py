@@ -25,7 +25,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..models.modeling_xatl import XATLForCausalLM
-from ..models.quantization import Int8Linear, PackedLinear, replace_linears
+from ..models.quantization import Int8Linear, PackedLinear, bf16_packing_supported, replace_linears
 from ..utils.remote_code import reraise_refusal
 from .config import QUANTIZE_TARGETS, QuantizeConfig
 
@@ -166,6 +166,10 @@ def pack_for_cpu(model: nn.Module) -> nn.Module:
                           "unpacked on a GPU)")
     if not torch.backends.mkldnn.is_available():
         raise ConfigError("this torch build has no oneDNN (mkldnn); decode unpacked")
+    if not bf16_packing_supported() and any(type(m) is nn.Linear and m.weight.dtype == torch.bfloat16
+                                            for m in model.modules()):
+        raise ConfigError("this CPU cannot pack bf16 weights (oneDNN needs AVX-512 BW/VL/DQ or AVX-NE-CONVERT); "
+                          "decode the bf16 model unpacked, or pack a float32 copy")
     model.eval()
     replace_linears(model, PackedLinear)
     if hasattr(model, "_tied_weights_keys"):

@@ -125,6 +125,12 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
+def bf16_packing_supported() -> bool:
+    """Whether oneDNN here can reorder bf16 weights (it needs AVX-512 BW/VL/DQ or AVX-NE-CONVERT; an AVX2-only CPU,
+    or ``ONEDNN_MAX_CPU_ISA`` capped below them, cannot)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 class PackedLinear(nn.Module):
     """An ``nn.Linear`` whose weight is reordered once into oneDNN's blocked layout (``mkldnn`` packing), for
     inference on CPU. (..., in_features) -> (..., out_features). Holds no parameters: it cannot train or be saved."""
