@@ -170,7 +170,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from ..eval.runner import evaluate_path, format_table
     from ..eval.suite import parse_tasks
-    from ..utils.fs import atomic_write_json
 
     tasks = parse_tasks(args.tasks)          # refuse an unknown task before loading anything
     long_cfg, max_length = long_context_config(args, tasks)     # and bad long-context settings
@@ -182,9 +181,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(format_table(results))
     print(f"model sha256 {results['model']['sha256'][:16]}…  ({sum(t['seconds'] for t in results['tasks'].values()):.0f}s)")
     if args.out:
-        from ..eval.long.report import finite_json, write_long_outputs
+        from ..eval.long.report import save_results
 
-        extra = write_long_outputs(results, args.out)        # moves the generated documents out of results
-        atomic_write_json(args.out, finite_json(results))
+        extra = save_results(results, args.out)
         print(f"wrote {args.out}" + "".join(f", {p.name}" for p in extra))
     return 0

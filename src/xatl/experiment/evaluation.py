@@ -49,15 +49,13 @@ def evaluate_long(path: str, spec, tasks: list[str], out: Path, *, donor_results
     write ``out`` (results.json) and, beside it, each task's plot and generated documents. -> ``out``."""
     from ..eval import evaluate, load_model
     from ..eval.loading import pick_device
-    from ..eval.long.report import finite_json, write_long_outputs
-    from ..utils.fs import atomic_write_json
+    from ..eval.long.report import save_results
 
     model, tokenizer = load_model(path, device=str(pick_device(device)))
     results = evaluate(model, tokenizer, tasks, long_context=spec.config(), donor_results=donor_results,
                        model_path=path, progress=progress)
     del model
-    write_long_outputs(results, out)
-    atomic_write_json(out, finite_json(results))
+    save_results(results, out)
     return out
 
 

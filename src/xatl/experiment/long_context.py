@@ -26,7 +26,6 @@ def collect_long(run_dir: Path, labels: dict[str, str]) -> dict | None:
         models[label] = {name: {k: entry.get(k) for k in ("metrics", "settings", "summary", "documents", "seconds",
                                                              "version")}
                          for name, entry in results["tasks"].items()}
-        models[label]["_path"] = str(path)
         settings = settings or results.get("settings", {}).get("long_context")
     return {"models": models, "settings": settings} if models else None
 
@@ -56,9 +55,9 @@ def ppl_rows(long: dict) -> tuple[list[str], list[list[str]]]:
     donor = entries.get("donor")
     rows = []
     for label, e in entries.items():
+        same = donor is not None and e.get("version") == donor.get("version")           # the same documents
         cells = []
         for b in buckets:
-            same = donor is not None and e.get("version") == donor.get("version")       # the same documents
             v, d = _ppl(e, b), _ppl(donor, b) if same else None
             ratio = f" ({v / d:.2f}x)" if v is not None and d and label != "donor" else ""
             cells.append("skipped" if b in (e["summary"].get("skipped") or {}) else _fmt(v) + ratio)

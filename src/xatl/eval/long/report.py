@@ -176,6 +176,16 @@ def write_long_outputs(results: dict, out: str | Path) -> list[Path]:
     return written
 
 
+def save_results(results: dict, out: str | Path) -> list[Path]:
+    """Write ``results`` to ``out`` as strict JSON (NaN and infinities as null), with each long-context task's plot
+    and generated documents beside it (:func:`write_long_outputs`). -> the paths written beside ``out``."""
+    from ...utils.fs import atomic_write_json
+
+    extra = write_long_outputs(results, out)          # moves the generated documents out of results
+    atomic_write_json(out, finite_json(results))
+    return extra
+
+
 def _short(info: dict | None) -> str:
     path = (info or {}).get("path") or "model"
     return Path(str(path)).name or str(path)
