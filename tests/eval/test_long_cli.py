@@ -69,3 +69,44 @@ def test_eval_refuses_bad_long_settings_in_one_line(tiny_dir, data, capsys):
                "--max-length", "1024", "--lengths", "512", "2048", "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert rc != 0 and "lengths must be in [16, max_length=1024]" in err and len(err.splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def lolcats_dir(tmp_path_factory, tokenizer):
+    """A lolcats student of the tiny llama (window 8), saved with the character tokenizer."""
+    import xatl
+
+    path = tmp_path_factory.mktemp("lolcats-student")
+    cfg = xatl.student_config(tiny_donor("llama", seed=1).config, mixer="lolcats",
+                              mixer_options={"window": 8, "feature_dim": 4, "chunk_size": 16})
+    xatl.XATLForCausalLM(cfg).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_mixer_option_overrides_a_students_mixers_for_one_evaluation(lolcats_dir, data, tmp_path):
+    """--mixer-option sparse_cache=4 switches LoLA's cache on (no new weights): recorded in the results, and the
+    scores change (the cache keeps pairs exact that the linear part would blur); the saved config is untouched."""
+    kw = dict(tasks=["ppl_position"], data=str(data), long_context=LongContextConfig(max_length=160, documents=2,
+                                                                                      chunk=48), progress=False)
+    plain = evaluate_path(lolcats_dir, **kw)
+    cached = evaluate_path(lolcats_dir, mixer_options={"sparse_cache": 4}, **kw)
+    assert cached["model"]["mixer_options"]["sparse_cache"] == 4 and "sparse_cache" not in plain["model"]["mixer_options"]
+    a = plain["tasks"]["ppl_position"]["metrics"]["perplexity/all"]
+    b = cached["tasks"]["ppl_position"]["metrics"]["perplexity/all"]
+    assert a != b
+    assert "sparse_cache" not in json.loads((lolcats_dir / "config.json").read_text())["mixer_options"]
+
+
+@pytest.mark.parametrize("option, model, says", [
+    ("sparse_cache=4", "donor", "is a 'llama' model"),
+    ("decay_span=16", "student", "need weights"),
+    ("sparse_cache=-1", "student", "sparse_cache must be >= 0"),
+    ("colour=3", "student", "unknown option 'colour'"),
+])
+def test_mixer_option_refusals_are_one_line(option, model, says, lolcats_dir, donor_dir, data, capsys):
+    path = lolcats_dir if model == "student" else donor_dir
+    rc = main(["eval", "--model", str(path), "--tasks", "ppl_position", "--data", str(data), "--max-length", "160",
+               "--documents", "2", "--mixer-option", option, "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and says in err[0], err

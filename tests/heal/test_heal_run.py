@@ -133,3 +133,29 @@ def test_a_refused_heal_leaves_no_directory(donor_dir, tmp_path):
     with pytest.raises(ConfigError):
         heal(_cfg(donor_dir, tmp_path / "new", attention_layers=[0, 1]), dataset=periodic_data(), progress=False)
     assert not (tmp_path / "new").exists()
+
+
+def test_auto_layers_choose_measure_and_record(donor_dir, tmp_path):
+    """--attention-layers auto:1: a short attention transfer, the probe KL per layer, the chosen layer kept as
+    softmax in the saved student, the probe's steps taken from stage 1 (16 steps: 8 + 8 -> 6 + 8 after 2)."""
+    from tiny import char_tokenizer
+
+    char_tokenizer().save_pretrained(donor_dir)
+    donor, _ = trained_donor()
+    cfg = _cfg(donor_dir, tmp_path / "auto", attention_layers="auto:1", select_length=300, select_probes=2,
+               select_align_steps=2)
+    result = heal(cfg, donor=donor, dataset=periodic_data(), progress=False)
+    sel = result.plan["selection"]
+    assert len(sel["layers"]) == 1 and set(sel["kl"]) == {"0", "1"} and sel["align_steps"] == 2
+    assert sel["kl"][str(sel["layers"][0])] == min(sel["kl"].values())
+    assert result.plan["align_steps"] == 6 and result.plan["lm_steps"] == 8
+    student_cfg = json.loads((tmp_path / "auto" / "student" / "config.json").read_text())
+    assert student_cfg["attention_layers"] == sel["layers"]
+    saved = json.loads((tmp_path / "auto" / "heal.json").read_text())
+    assert saved["config"]["attention_layers"] == "auto:1" and saved["plan"]["selection"]["layers"] == sel["layers"]
+
+
+@pytest.mark.parametrize("bad", ["auto", "auto:0", "auto:x", "first"])
+def test_bad_auto_layers_are_refused(donor_dir, tmp_path, bad):
+    with pytest.raises(ConfigError):
+        _cfg(donor_dir, tmp_path / "bad", attention_layers=bad)

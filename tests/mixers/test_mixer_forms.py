@@ -114,3 +114,37 @@ def test_bf16_stays_close_to_fp32(case):
     assert y.dtype == torch.bfloat16 and step.dtype == torch.bfloat16
     assert torch.isfinite(y).all()
     _close(y.float(), ref, "bf16 vs fp32", tol=0.03)
+
+
+@pytest.mark.parametrize("case", ["lolcats", "lolcats-decay", "lolcats-cache-decay"])
+def test_parameter_gradients_agree(case):
+    """The new parameters (feature maps, window factor, decay) get the same gradients from every form."""
+    mixer, rotary = make_mixer(case, seed=4)
+    x = torch.randn(2, 3 * CHUNK + 5, mixer.hidden_size, generator=torch.Generator().manual_seed(0))
+    grads = {}
+    for form in ("naive", "chunked", "recurrent"):
+        mixer.opts.form = form
+        mixer.zero_grad()
+        y, _ = mixer(x, context(rotary, x))
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        grads[form] = {n: p.grad.clone() for n, p in mixer.named_parameters() if p.grad is not None}
+    assert "decay" not in case or grads["naive"]["decay"].abs().max() > 0
+    for form in ("chunked", "recurrent"):
+        assert grads[form].keys() == grads["naive"].keys()
+        for n in grads[form]:
+            _close(grads[form][n], grads["naive"][n], f"{form} gradient of {n}")
+
+
+@pytest.mark.parametrize("case", ["lolcats", "lolcats-decay", "lolcats-cache", "lolcats-cache-decay"])
+def test_state_stays_the_same_size_over_1000_decode_steps(case):
+    mixer, rotary = make_mixer(case, seed=5)
+    mixer.opts.form = "chunked"
+    x = torch.randn(1, 1000, mixer.hidden_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        _, state = mixer(x[:, :4], context(rotary, x[:, :4]), use_cache=True)
+        sizes = {k: v.shape for k, v in state.items()}
+        for t in range(4, 1000):
+            y, state = mixer(x[:, t:t + 1], context(rotary, x[:, t:t + 1], torch.tensor([[t]])), state=state,
+                             use_cache=True)
+            assert {k: v.shape for k, v in state.items()} == sizes, f"state changed size at step {t}"
+    assert torch.isfinite(y).all()

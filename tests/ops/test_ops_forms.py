@@ -18,6 +18,11 @@ from xatl.ops.selective_scan import chunk_selective_scan, naive_selective_scan, 
 from xatl.ops.sliding_window import chunk_swa, naive_swa, recurrent_swa
 from xatl.ops.ssd import chunk_ssd, naive_ssd, recurrent_ssd
 from xatl.ops.window_linear import chunk_window_linear, naive_window_linear, recurrent_window_linear
+from xatl.ops.window_linear_cache import (
+    chunk_window_linear_cache,
+    naive_window_linear_cache,
+    recurrent_window_linear_cache,
+)
 
 CHUNK = 16
 LENGTHS = (1, 7, CHUNK, 3 * CHUNK + 5)
@@ -73,14 +78,28 @@ def _swa(T, g, window=5, Hkv=1):
              torch.randn(B, Hkv, T, V, generator=g)], {"window": window, "key_mask": key_mask}, state)
 
 
-def _window_linear(T, g, window=5, Hkv=1, Fdim=4):
-    """GQA (3 query heads over 1 K/V head), left padding in row 1, a learned-looking positive key map."""
+def _window_linear(T, g, window=5, Hkv=1, Fdim=4, decay=False):
+    """GQA (3 query heads over 1 K/V head), left padding in row 1, a learned-looking positive key map; with
+    ``decay`` a per-head decay of the linear part (one head at gamma = 1)."""
     W = torch.randn(H, K, Fdim, generator=g)
     (inputs, kwargs, state) = _swa(T, g, window, Hkv)
     fq = torch.softmax(torch.randn(B, H, T, Fdim, generator=g), -1)
     factor = torch.rand(H, generator=g)
     state = state + (torch.rand(B, H, Fdim, V, generator=g), torch.rand(B, H, Fdim, generator=g) + 0.5)
     inputs = inputs + [fq, lambda k: torch.softmax(torch.einsum("bhtd,hdf->bhtf", k, W), -1), factor]
+    if decay:
+        kwargs["log_decay"] = torch.tensor([0.0, -0.05, -0.7])[:H]
+    return inputs, kwargs, state
+
+
+def _window_linear_cache(T, g, size=3, decay=False, **kw):
+    """As ``_window_linear`` plus a sparse cache of ``size`` pairs per query head, one slot empty in the state."""
+    inputs, kwargs, state = _window_linear(T, g, decay=decay, **kw)
+    valid = torch.rand(B, H, size, generator=g) > 0.2
+    valid[:, :, -1] = False
+    state = state + (torch.randn(B, H, size, K, generator=g) * valid[..., None],
+                     torch.randn(B, H, size, V, generator=g) * valid[..., None], valid)
+    kwargs["size"] = size
     return inputs, kwargs, state
 
 
@@ -101,6 +120,15 @@ OPS = {
                          partial(_window_linear, window=1)),
     "window_linear_wide": (naive_window_linear, chunk_window_linear, recurrent_window_linear,
                            partial(_window_linear, window=CHUNK + 3, Hkv=3)),
+    "window_linear_decay": (naive_window_linear, chunk_window_linear, recurrent_window_linear,
+                            partial(_window_linear, decay=True)),
+    "window_linear_cache": (naive_window_linear_cache, chunk_window_linear_cache, recurrent_window_linear_cache,
+                            _window_linear_cache),
+    "window_linear_cache_decay": (naive_window_linear_cache, chunk_window_linear_cache,
+                                  recurrent_window_linear_cache, partial(_window_linear_cache, decay=True)),
+    "window_linear_cache_wide": (naive_window_linear_cache, chunk_window_linear_cache,
+                                 recurrent_window_linear_cache, partial(_window_linear_cache, size=1,
+                                                                        window=CHUNK + 3, Hkv=3)),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
+from .convert import _option
 from .types import positive_int
 
 HELP = "evaluate a model (student or donor) on the zero-shot suite and held-out perplexity"
@@ -66,6 +67,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", metavar="DIR", help="benchmark directory (default: the fetched evalsuite)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="weights dtype (default float32)")
+    p.add_argument("--mixer-option", dest="mixer_options", type=_option, action="append", default=[],
+                   metavar="KEY=VALUE", help="override an option of a student's mixers for this evaluation, e.g. "
+                   "sparse_cache=64 (LoLA's exact cache; options that need new weights are refused); recorded in "
+                   "the results")
     p.add_argument("--max-length", type=positive_int, default=None, help="context length for the suite (default: the "
                    "model's, as lm-eval resolves it); with a long-context task: its longest context (default "
                    f"{_long_default('max_length')}), and the suite keeps the model's")
@@ -175,6 +180,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     long_cfg, max_length = long_context_config(args, tasks)     # and bad long-context settings
     results = evaluate_path(
         args.model, tasks, donor=args.donor, device=args.device, dtype=getattr(torch, args.dtype),
+        mixer_options=dict(args.mixer_options),
         donor_results=args.donor_results, limit=args.limit, batch_size=args.batch_size, data=args.data,
         suite=args.suite, max_length=max_length, ppl_window=args.ppl_window, ppl_stride=args.ppl_stride,
         log_samples=args.log_samples, long_context=long_cfg, progress=not args.no_progress)

@@ -24,13 +24,18 @@ On a 2-core CPU, SmolLM2-135M heals at about 100 tokens/s in stage 1 and 40 in s
 45k + 18k tokens. See docs/heal.md."""
 
 
+def _layers_or_auto(text: str):
+    """``0,10,20`` -> [0, 10, 20]; ``auto:4`` stays a string (HealConfig checks it)."""
+    return text if text.strip().startswith("auto") else _layers(text)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Every ``HealConfig`` field as a flag (help, default and range from the dataclass)."""
     from ..heal.config import HealConfig
     from .flags import add_flags
 
     add_flags(p, HealConfig, overrides={
-        "attention_layers": dict(type=_layers, metavar="I,J"),
+        "attention_layers": dict(type=_layers_or_auto, metavar="I,J|auto:K"),
         "mixer_options": dict(flag="--mixer-option", type=_option, action="append", default=[],
                               metavar="KEY=VALUE"),
         "data": dict(nargs="+", metavar="SOURCE")})

@@ -87,13 +87,45 @@ def resolve_causal_lm(path: str | os.PathLike):
     return src, config
 
 
-def load_weights(src, dtype: torch.dtype = torch.float32):
+def with_mixer_options(src, options: dict):
+    """The config of the xatl student at ``src`` with ``options`` merged into its mixer options (validated). Refuses
+    in one line a model that is not an xatl student."""
+    from ..mixers.registry import validate_mixer_options
+
+    _, config = resolve_causal_lm(src.path if hasattr(src, "path") else src)
+    if config.model_type != "xatl":
+        raise ModelLoadError(f"--mixer-option sets options of an xatl student's mixers; {str(src)!r} is a "
+                             f"{config.model_type!r} model: drop the option or pass a student directory")
+    merged = {**config.mixer_options, **options}
+    validate_mixer_options(config.mixer, merged)
+    before = _parameter_names(config)
+    config.mixer_options = merged
+    new = sorted(_parameter_names(config) - before)
+    if new:
+        raise ModelLoadError(f"mixer options {options} need weights {str(src)!r} does not have ({new[0]}, ...): heal "
+                             "a student with them instead")
+    return config
+
+
+def _parameter_names(config) -> set[str]:
+    """The parameter names of an xatl student of ``config`` (built on the meta device: no memory, no init)."""
+    from ..models import XATLForCausalLM
+
+    with torch.device("meta"):
+        return {n for n, _ in XATLForCausalLM(config).named_parameters()}
+
+
+def load_weights(src, dtype: torch.dtype = torch.float32, mixer_options: dict | None = None):
     """The causal LM of a resolved source (:func:`resolve_causal_lm`) in ``dtype``, on the CPU; GGUF weights come
-    dequantised and behave like any floating-point model."""
+    dequantised and behave like any floating-point model. ``mixer_options`` override a student's mixer options
+    (:func:`with_mixer_options`); one that would need weights the student does not have is refused."""
     from transformers import AutoModelForCausalLM
 
+    kwargs = dict(src.kwargs)
+    if mixer_options:
+        kwargs["config"] = with_mixer_options(src, mixer_options)
     try:
-        model = AutoModelForCausalLM.from_pretrained(src.path, dtype=dtype, **src.kwargs)
+        model = AutoModelForCausalLM.from_pretrained(src.path, dtype=dtype, **kwargs)
     except Exception as e:
         reraise_refusal(str(src), e, ModelLoadError)
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
@@ -107,9 +139,10 @@ def load_weights(src, dtype: torch.dtype = torch.float32):
 
 
 def load_model(path: str | os.PathLike, *, device: str | None = "cpu", dtype: torch.dtype = torch.float32,
-               pack: bool = False):
+               pack: bool = False, mixer_options: dict | None = None):
     """(model in eval mode, tokenizer) of a model directory, a .gguf file or a fetched asset name; ``pack``: its
-    linear layers packed for CPU inference (`xatl.inference.pack_for_cpu`).
+    linear layers packed for CPU inference (`xatl.inference.pack_for_cpu`); ``mixer_options``: a student's mixer
+    options overridden for this load (e.g. ``{"sparse_cache": 64}``).
 
     Refuses, with one line naming the fix, a path that is not a model, a model that is not a causal LM, and a
     model without a tokenizer.
@@ -124,7 +157,7 @@ def load_model(path: str | os.PathLike, *, device: str | None = "cpu", dtype: to
         reraise_refusal(str(src), e, ModelLoadError)
         raise ModelLoadError(f"model {str(src)!r} has no loadable tokenizer ({type(e).__name__}); save the donor's "
                              "tokenizer beside the weights") from None
-    model = load_weights(src, dtype).to(target).eval()
+    model = load_weights(src, dtype, mixer_options).to(target).eval()
     if pack:
         from ..inference.quantize import pack_for_cpu
 
@@ -165,4 +198,5 @@ def model_info(model, path: str | os.PathLike | None = None) -> dict:
         "model_type": getattr(model.config, "model_type", None),
         "parameters": sum(p.numel() for p in model.parameters()),
         "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        **({"mixer_options": dict(model.config.mixer_options)} if hasattr(model.config, "mixer_options") else {}),
     }

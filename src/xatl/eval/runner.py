@@ -135,8 +135,10 @@ def _heldout(model, tokenizer, data, limit, window, stride, batch_size, progress
 
 
 def evaluate_path(path: str | os.PathLike, tasks=None, *, donor: str | os.PathLike | None = None,
-                  device: str | None = "cpu", dtype: torch.dtype = torch.float32, **kwargs) -> dict:
+                  device: str | None = "cpu", dtype: torch.dtype = torch.float32, mixer_options: dict | None = None,
+                  **kwargs) -> dict:
     """Load the model at ``path`` (and the donor at ``donor``, scored by the same code and settings) and evaluate.
+    ``mixer_options`` override the student's mixer options (e.g. ``{"sparse_cache": 64}``; not the donor's).
 
     Other keyword arguments are those of :func:`evaluate`.
     """
@@ -148,7 +150,11 @@ def evaluate_path(path: str | os.PathLike, tasks=None, *, donor: str | os.PathLi
         kwargs["donor_results"] = evaluate(donor_model, donor_tok, tasks, model_path=donor_where,
                                            **{k: v for k, v in kwargs.items() if k != "donor_results"})
         del donor_model
-    model, tokenizer = load_model(path, device=device, dtype=dtype)
+    if mixer_options:
+        from .loading import with_mixer_options
+
+        with_mixer_options(resolve_model(path), mixer_options)     # refused before the donor is scored
+    model, tokenizer = load_model(path, device=device, dtype=dtype, mixer_options=mixer_options)
     return evaluate(model, tokenizer, tasks, model_path=where, **kwargs)
 
 

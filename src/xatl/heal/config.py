@@ -34,7 +34,10 @@ class HealConfig:
                       required=True, flag="--out")
     mixer: str = _f("lolcats", "token mixer of the healed layers (lolcats = sliding-window softmax + Hedgehog linear "
                     "attention)")
-    attention_layers: list = _f([], "layers that keep the donor's softmax attention (a hybrid), e.g. 0,10,20,29")
+    attention_layers: list | str = _f([], "layers that keep the donor's softmax attention (a hybrid), e.g. 0,10,20,29; "
+                                      "or auto:K: the K layers that most lower the donor-student KL on long retrieval "
+                                      "probes when switched back to softmax, measured after a short attention "
+                                      "transfer (xatl.heal.select)")
     mixer_options: dict = _f({}, "options of the mixer as KEY=VALUE, e.g. window=64")
     budget: str = _f("15m", "how much healing: wall-clock (15m, 90s, 1h), optimizer steps (400steps) or tokens "
                      "(1.5Mtok)")
@@ -57,11 +60,23 @@ class HealConfig:
     eval_batches: int = _f(4, "micro-batches of the validation split per evaluation", min=0)
     eval_documents: int = _f(40, "held-out documents for the final perplexity of student and donor (0: skip)", min=0)
     eval_window: int = _f(512, "tokens per window of that perplexity", min=2)
+    select_length: int = _f(1024, "tokens per probe of --attention-layers auto:K (passkey prompts, answer appended)",
+                            min=16, whole=True)
+    select_probes: int = _f(4, "probes of --attention-layers auto:K", min=1, whole=True)
+    select_align_steps: int = _f(8, "attention-transfer steps before --attention-layers auto:K measures (taken from "
+                                 "stage 1's steps; the hybrid's stage 1 continues from them)", min=1, whole=True)
     seed: int = _f(0, "seed of the new weights, the data order and every RNG")
     overwrite: bool = _f(False, "replace a finished or different run in --out")
 
     def __post_init__(self) -> None:
-        self.attention_layers = [int(i) for i in self.attention_layers]
+        if isinstance(self.attention_layers, str) and not self.attention_layers.startswith("auto"):
+            self.attention_layers = [t for t in self.attention_layers.split(",") if t.strip()]
+        if not isinstance(self.attention_layers, str):
+            try:
+                self.attention_layers = [int(i) for i in self.attention_layers]
+            except (TypeError, ValueError):
+                raise ConfigError(f"attention_layers must be layer indices (0,10,20) or auto:K, got "
+                                  f"{self.attention_layers!r}") from None
         self.data = [str(s) for s in ([self.data] if isinstance(self.data, str) else self.data)]
         self.validate()
 
@@ -76,6 +91,16 @@ class HealConfig:
         problem = check_ranges(self)
         need(problem is None, str(problem))
         need(self.stage2 != "lora" or self.lora_rank >= 1, "stage2=lora needs lora_rank >= 1")
+        if isinstance(self.attention_layers, str):
+            need(self.auto_layers() is not None, f"attention_layers must be layer indices (0,10,20) or auto:K with "
+                 f"K >= 1, got {self.attention_layers!r}")
+
+    def auto_layers(self) -> int | None:
+        """K of ``attention_layers="auto:K"`` (None when the layers are listed)."""
+        if not isinstance(self.attention_layers, str):
+            return None
+        head, _, k = self.attention_layers.partition(":")
+        return int(k) if head == "auto" and k.isdigit() and int(k) >= 1 else None
 
     def parsed_budget(self) -> Budget:
         return Budget.parse(self.budget)

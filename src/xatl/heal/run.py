@@ -126,12 +126,20 @@ def _heal(cfg: HealConfig, donor, dataset, progress: bool, on_step) -> HealResul
         from ..mixers.registry import keeps_donor_attention
         from ..transfer import student_config
 
-        config = student_config(donor.config, mixer=cfg.mixer, attention_layers=cfg.attention_layers,
+        auto = cfg.auto_layers()
+        layers = [] if auto else cfg.attention_layers
+        config = student_config(donor.config, mixer=cfg.mixer, attention_layers=layers,
                                 mixer_options=cfg.mixer_options)
         if all(keeps_donor_attention(m) for m in config.layer_mixers):     # before anything is written
             raise ConfigError("every layer keeps softmax attention: nothing to heal; list fewer --attention-layers")
-        student = _convert(cfg, donor, config, tokenizer, out / "student")
-        plan = _plan(cfg, budget, student, donor)
+        selection = None
+        if auto:
+            from .choose import choose_layers
+
+            student, selection = choose_layers(cfg, donor, config, tokenizer, dataset, out / "student", progress)
+        else:
+            student = _convert(cfg, donor, config, tokenizer, out / "student")
+        plan = _plan(cfg, budget, student, donor, selection)
         saved = {"plan_hash": cfg.plan_hash(), "config": cfg.to_dict(), "donor": _donor_info(cfg.donor, donor),
                  "plan": plan, "status": "training"}
         atomic_write_json(out / HEAL_FILE, saved)
@@ -177,9 +185,15 @@ def _convert(cfg: HealConfig, donor, config, tokenizer, dest: Path):
 
 
 # ---------------------------------------------------------------------------------------------------- the plan
-def _plan(cfg: HealConfig, budget: Budget, student, donor) -> dict:
+def _plan(cfg: HealConfig, budget: Budget, student, donor, selection: dict | None = None) -> dict:
+    """Steps of each stage within ``budget``. With a layer ``selection`` (auto:K) its attention-transfer steps count
+    as stage-1 steps already taken, and with a wall-clock budget its seconds are spent too."""
     tokens_per_step = cfg.micro_batch_size * cfg.grad_accum * cfg.block_size
     plan = {"budget": cfg.budget, "budget_kind": budget.kind, "tokens_per_step": tokens_per_step}
+    if selection is not None:
+        plan["selection"] = selection
+        if budget.kind == "seconds":
+            budget = Budget("seconds", max(budget.amount - selection["seconds_total"], 1.0))
     seconds = None
     if budget.kind == "seconds":
         t0 = time.perf_counter()
@@ -192,6 +206,10 @@ def _plan(cfg: HealConfig, budget: Budget, student, donor) -> dict:
         seconds = (cal["align_step_s"] + evals_per_step * eval_s, cal["lm_step_s"] + evals_per_step * eval_s)
         budget = Budget("seconds", max(budget.amount - cal["seconds"] - 2 * eval_s, 1.0))
     plan["align_steps"], plan["lm_steps"] = budget.split(cfg.align_fraction, tokens_per_step, seconds)
+    if selection is not None:
+        taken = selection["align_steps"]
+        if budget.kind != "seconds":                  # steps/tokens: the probe's steps were part of stage 1
+            plan["align_steps"] = max(plan["align_steps"] - taken, 0)
     return plan
 
 

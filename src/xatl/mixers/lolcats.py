@@ -1,17 +1,20 @@
 """``lolcats``: sliding-window softmax attention over the last ``window`` tokens plus linear attention with a learned
 feature map (Hedgehog by default) over everything older, combined in one normalised sum per head (LoLCATs, Zhang
-et al. 2024; the math is in ``xatl.ops.window_linear``).
+et al. 2024; the math is in ``xatl.ops.window_linear``). ``decay_span`` adds xatl's decayed variant of the linear
+part, for contexts longer than the training blocks.
 
 The projections are the donor's own (H query heads, H_kv key/value heads, its RoPE, scale and biases), so the
 donor's Q/K/V/O copy in unchanged and the window part *is* the donor's attention over the window; the feature
 maps (applied to the rotated queries and keys, as in LoLCATs) and the per-head window factor are new. The
 attention-transfer stage (``xatl heal``) trains just those to reproduce the donor's attention outputs.
 State: {"k", "v": (B, H_kv, w, D) rotated keys/values of the last w positions, "valid": (B, w) bool,
-"kv": (B, H, F, D), "k_sum": (B, H, F)}: fixed size, whatever the sequence length.
+"kv": (B, H, F, D), "k_sum": (B, H, F)}, with ``sparse_cache`` N also {"cache_k", "cache_v": (B, H, N, D),
+"cache_valid": (B, H, N)}: fixed size, whatever the sequence length.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -20,11 +23,13 @@ from transformers import initialization as init
 
 from ..ops.utils import run_form
 from ..ops.window_linear import FORMS
+from ..ops.window_linear_cache import FORMS as CACHE_FORMS
 from .base import Mixer, MixerContext, State, merge_heads, padding_mask
 from .feature_maps import FeatureMapOptions
 from .projections import donor_attention_projections, donor_qkv
 
 STATE_KEYS = ("k", "v", "valid", "kv", "k_sum")
+CACHE_KEYS = ("cache_k", "cache_v", "cache_valid")
 
 
 @dataclass
@@ -36,43 +41,70 @@ class LolcatsOptions(FeatureMapOptions):
     init_window_factor: float = 0.0
     """Initial value of the per-head window-factor parameter; the softmax terms are scaled by its sigmoid (LoLCATs'
     default 0: factor 0.5; the linear terms have factor 1)."""
+    decay_span: float = 0.0
+    """0: no decay (LoLCATs). N > 1: xatl's decayed variant: the linear part forgets at a learned per-head rate
+    gamma_h, initialised to 1 - 1/N, so it sums about N keys however long the context (see ``xatl.ops.window_linear``);
+    choose N within the training block length so that long inputs look like trained ones."""
+    sparse_cache: int = 0
+    """0: none. N > 0: LoLA's sparse cache (McDermott et al. 2025): the N key/value pairs per head that the linear
+    state predicts worst stay exact in the softmax part (``xatl.ops.window_linear_cache``); needs no training, so it
+    can be switched on in a healed student's config."""
 
     def validate(self) -> None:
         super().validate()
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
+        if self.sparse_cache < 0:
+            raise ValueError(f"sparse_cache must be >= 0 (pairs per head), got {self.sparse_cache}")
+        if self.decay_span != 0 and not self.decay_span > 1:
+            raise ValueError(f"decay_span must be 0 (no decay) or > 1 (tokens), got {self.decay_span}")
 
 
 class LolcatsAttention(Mixer):
     name = "lolcats"
     Options = LolcatsOptions
-    init_notes = {"window_factor": "init_window_factor (sigmoid: the softmax terms' factor)"}
+    init_notes = {"window_factor": "init_window_factor (sigmoid: the softmax terms' factor)",
+                  "decay": "log(-log(1 - 1/decay_span)): gamma = exp(-exp(decay)) = 1 - 1/decay_span"}
 
     def __init__(self, config, layer_idx: int, **options):
         super().__init__(config, layer_idx, **options)
         donor_attention_projections(self, config, layer_idx)
         self.q_map, self.k_map = self.opts.build_maps(self.num_heads, self.head_dim)
         self.window_factor = nn.Parameter(torch.empty(self.num_heads))
+        self.decay = nn.Parameter(torch.empty(self.num_heads)) if self.opts.decay_span else None
         self._xatl_init(0.0)
 
     def _xatl_init(self, std: float) -> None:
         init.constant_(self.window_factor, self.opts.init_window_factor)
+        if self.decay is not None:
+            init.constant_(self.decay, math.log(-math.log1p(-1.0 / self.opts.decay_span)))
+
+    def log_decay(self) -> torch.Tensor | None:
+        """log(gamma_h) (H,) of the linear part, or None without decay."""
+        return -torch.exp(self.decay.float()) if self.decay is not None else None
 
     def init_state(self, batch_size, device, dtype) -> State:
         H, Hkv, D, w, Fd = self.num_heads, self.num_kv_heads, self.head_dim, self.opts.window, self.k_map.out_dim
         f32 = dict(device=device, dtype=torch.float32)
-        return {"k": torch.zeros(batch_size, Hkv, w, D, **f32), "v": torch.zeros(batch_size, Hkv, w, D, **f32),
-                "valid": torch.zeros(batch_size, w, device=device, dtype=torch.bool),
-                "kv": torch.zeros(batch_size, H, Fd, D, **f32), "k_sum": torch.zeros(batch_size, H, Fd, **f32)}
+        state = {"k": torch.zeros(batch_size, Hkv, w, D, **f32), "v": torch.zeros(batch_size, Hkv, w, D, **f32),
+                 "valid": torch.zeros(batch_size, w, device=device, dtype=torch.bool),
+                 "kv": torch.zeros(batch_size, H, Fd, D, **f32), "k_sum": torch.zeros(batch_size, H, Fd, **f32)}
+        if N := self.opts.sparse_cache:
+            state.update(cache_k=torch.zeros(batch_size, H, N, D, **f32), cache_v=torch.zeros(batch_size, H, N, D, **f32),
+                         cache_valid=torch.zeros(batch_size, H, N, device=device, dtype=torch.bool))
+        return state
 
     def forward(self, x, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
         """x (B, T, C) -> (B, T, C)."""
         T = x.shape[1]
         q, k, v = donor_qkv(self, x, ctx)                                  # (B, H | H_kv, T, D), rotated
-        init_state = tuple(state[key] for key in STATE_KEYS) if state is not None else None
+        keys = STATE_KEYS + (CACHE_KEYS if self.opts.sparse_cache else ())
+        init_state = tuple(state[key] for key in keys) if state is not None else None
         kw = dict(scale=self.scale, key_mask=padding_mask(ctx, T), initial_state=init_state,
-                  output_final_state=use_cache)
+                  output_final_state=use_cache, log_decay=self.log_decay())
         args = (q, k, v, self.q_map(q), self.k_map, torch.sigmoid(self.window_factor), self.opts.window)
-        o, final = run_form(FORMS, self._form_for(T, state), *args, **kw, chunked=dict(chunk_size=self.opts.chunk_size))
-        new_state = dict(zip(STATE_KEYS, final)) if use_cache else None
+        forms, extra = (CACHE_FORMS, (self.opts.sparse_cache,)) if self.opts.sparse_cache else (FORMS, ())
+        o, final = run_form(forms, self._form_for(T, state), *args, *extra, **kw,
+                            chunked=dict(chunk_size=self.opts.chunk_size))
+        new_state = dict(zip(keys, final)) if use_cache else None
         return self.o_proj(merge_heads(o)), new_state

@@ -8,12 +8,17 @@ For query t, with W_t its window (the ``window`` most recent positions, itself i
     o_t  = (sum_W a_ts v_s + sum_O b_ts v_s) / (sum_W a_ts + sum_O b_ts)
 
 f is a per-head window factor in (0, 1) (LoLCATs: sigmoid of a learned parameter; the linear terms have factor 1).
+With ``log_decay`` (H,) = log(gamma_h) <= 0 the linear part decays (xatl's variant; LoLCATs has gamma = 1): a key
+that left the window s steps before query t weighs gamma^s, i.e. b_ts = gamma^(t - w - s) phi(q_t) . psi(k_s), its
+state recurs as S_t = gamma S_{t-1} + psi(k) v (and z likewise), so the linear terms' share of the normaliser stays
+bounded (about 1 / (1 - gamma) keys) however long the context grows.
 As in LoLCATs the softmax terms are shifted by their own row maximum, so both kinds of terms are O(1) whatever
 the scale of the scores; the result is exactly the same in all three forms.
 
 Shapes: q (B, H, T, D); k, v (B, H_kv, T, D) (GQA: H a multiple of H_kv); fq = phi(q) (B, H, T, F) >= 0;
 ``k_features``: a function psi, keys (B, H, S, D) (K/V heads repeated to H) -> (B, H, S, F) >= 0; factor (H,);
-key_mask (B, T) bool, False = padding (a padded key adds nothing to either part; a query always sees itself).
+key_mask (B, T) bool, False = padding (a padded key adds nothing to either part; a query always sees itself);
+log_decay (H,) or None.
 State: (k (B, H_kv, w, D), v (B, H_kv, w, D), valid (B, w), S (B, H, F, D), z (B, H, F)): the window's last w
 rotated keys and values (oldest first) and the linear state of every valid position that has left the window;
 its size does not depend on the sequence length.
@@ -30,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from .linear_attention import chunk_linear_attn
+from .retention import chunk_retention
 from .sliding_window import _with_window
 
 State = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -53,8 +59,20 @@ def _scale(scale: float | None, D: int) -> float:
     return scale if scale is not None else D**-0.5
 
 
+def _decay_weights(log_decay, T: int, like: torch.Tensor):
+    """(gamma^(t - j) for the (T, w + T) extended matrix's lower part, gamma^(t + 1) per query, gamma^(T - 1 - j)
+    per linear input, gamma^T): the decay factors of the naive form (all ones where ``log_decay`` is None)."""
+    g = (log_decay if log_decay is not None else like.new_zeros(like.shape[1])).to(like.dtype)[:, None]   # (H, 1)
+    pos = torch.arange(T, device=like.device, dtype=like.dtype)
+    diff = (pos[:, None] - pos[None, :]).clamp(min=0)                               # (T, T): t - j for j < T
+    pair = torch.exp(g[..., None] * diff)                                          # (H, T, T)
+    return (pair, torch.exp(g * (pos + 1))[..., None], torch.exp(g * (T - 1 - pos))[..., None],
+            torch.exp(g * T))
+
+
 def naive_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int, scale: float | None = None,
-                        key_mask=None, initial_state: State | None = None, output_final_state: bool = False):
+                        key_mask=None, initial_state: State | None = None, output_final_state: bool = False,
+                        log_decay=None):
     """Reference: the full (T, w + T) matrices of both parts, masked."""
     dtype, (B, H, T, D) = v.dtype, q.shape
     w = window
@@ -72,21 +90,26 @@ def naive_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int,
     s = s.masked_fill(~in_window[:, None], float("-inf"))
     a = factor.to(ct)[None, :, None, None] * torch.exp(s - s.amax(-1, keepdim=True))
     fk = k_features(kr).to(ct)
+    pair, from_state, to_state, over_all = _decay_weights(log_decay, T, fq)
     b = (fq @ fk.transpose(-1, -2)).masked_fill(~older[:, None], 0.0)
-    num = (a + b) @ vr + fq @ S0.to(ct)
-    den = (a + b).sum(-1, keepdim=True) + fq @ z0.to(ct)[..., None]
+    if log_decay is not None:                                                     # extended j < T only is older
+        b = torch.cat([b[..., :T] * pair, b[..., T:]], -1)
+    num = (a + b) @ vr + (fq @ S0.to(ct)) * from_state
+    den = (a + b).sum(-1, keepdim=True) + (fq @ z0.to(ct)[..., None]) * from_state
     o = num / den
     final = None
     if output_final_state:
         fk_old, v_old = _linear_inputs(k_all, v_all, valid, T, H, k_features)
-        final = (k_all[:, :, -w:], v_all[:, :, -w:], valid[:, -w:], S0.to(ct) + fk_old.transpose(-1, -2) @ v_old,
-                 z0.to(ct) + fk_old.sum(2))
+        fk_old = fk_old * to_state
+        final = (k_all[:, :, -w:], v_all[:, :, -w:], valid[:, -w:],
+                 S0.to(ct) * over_all[..., None] + fk_old.transpose(-1, -2) @ v_old,
+                 z0.to(ct) * over_all + fk_old.sum(2))
     return o.to(dtype), final
 
 
 def chunk_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int, scale: float | None = None,
                         key_mask=None, initial_state: State | None = None, output_final_state: bool = False,
-                        chunk_size: int = 64):
+                        chunk_size: int = 64, log_decay=None):
     """Chunked form: the softmax part over per-chunk key strips (as ``chunk_swa``), the linear part as chunked
     linear attention between query t and extended position t (the one that has just left its window)."""
     dtype, (B, H, T, D) = v.dtype, q.shape
@@ -119,17 +142,23 @@ def chunk_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int,
     S0, z0 = initial_state[3:] if initial_state else _zero_linear_state(B, H, fq.shape[-1], v.shape[-1], fk)
     v_aug = torch.cat([vl, torch.ones_like(vl[..., :1])], -1)                       # (B, H, T, D + 1)
     S0_aug = torch.cat([S0.to(ct), z0.to(ct)[..., None]], -1)                       # (B, H, F, D + 1)
-    lin, lin_final = chunk_linear_attn(fq.to(ct), fk, v_aug, initial_state=(S0_aug, z0.to(ct)),
-                                       output_final_state=output_final_state, normalize=False, chunk_size=C)
+    if log_decay is None:
+        lin, lin_final = chunk_linear_attn(fq.to(ct), fk, v_aug, initial_state=(S0_aug, z0.to(ct)),
+                                           output_final_state=output_final_state, normalize=False, chunk_size=C)
+        lin_final = lin_final[0] if output_final_state else None
+    else:
+        lin, lin_final = chunk_retention(fq.to(ct), fk, v_aug, log_decay, initial_state=S0_aug,
+                                         output_final_state=output_final_state, chunk_size=C)
     o = (num_sm + lin[..., :Dv]) / (den_sm + lin[..., Dv:])
     final = None
     if output_final_state:
-        final = (k_all[:, :, -w:], v_all[:, :, -w:], valid[:, -w:], lin_final[0][..., :Dv], lin_final[0][..., Dv])
+        final = (k_all[:, :, -w:], v_all[:, :, -w:], valid[:, -w:], lin_final[..., :Dv], lin_final[..., Dv])
     return o.to(dtype), final
 
 
 def recurrent_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int, scale: float | None = None,
-                            key_mask=None, initial_state: State | None = None, output_final_state: bool = False):
+                            key_mask=None, initial_state: State | None = None, output_final_state: bool = False,
+                            log_decay=None):
     """Token by token (decoding): the oldest window slot moves into the linear state, the new token enters the
     window, then one normalised sum over the window and the linear state."""
     dtype, (B, H, T, D) = v.dtype, q.shape
@@ -144,11 +173,14 @@ def recurrent_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: 
     sc = _scale(scale, D)
     self_only = torch.zeros(w, dtype=torch.bool, device=q.device)
     self_only[-1] = True
+    gamma = torch.exp(log_decay.to(ct))[None, :, None] if log_decay is not None else None    # (1, H, 1)
     outs = []
     for qt, fqt, kt, vt, mt in zip(q.unbind(2), fq.unbind(2), k.unbind(2), v.unbind(2), km.unbind(1)):
         m_old = valid[:, 0].to(ct)[:, None, None, None]                             # the slot that leaves
         fk_old = k_features(kw[:, :, :1].repeat_interleave(rep, 1)).to(ct) * m_old   # (B, H, 1, F)
         v_old = vw[:, :, :1].repeat_interleave(rep, 1) * m_old                       # (B, H, 1, D)
+        if gamma is not None:
+            S, z = S * gamma[..., None], z * gamma
         S = S + fk_old.transpose(-1, -2) @ v_old
         z = z + fk_old[:, :, 0]
         kw = torch.cat([kw[:, :, 1:], kt[:, :, None].to(ct)], 2)
