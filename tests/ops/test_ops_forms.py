@@ -92,14 +92,16 @@ def _window_linear(T, g, window=5, Hkv=1, Fdim=4, decay=False):
     return inputs, kwargs, state
 
 
-def _window_linear_cache(T, g, size=3, decay=False, **kw):
-    """As ``_window_linear`` plus a sparse cache of ``size`` pairs per query head, one slot empty in the state."""
+def _window_linear_cache(T, g, size=3, evict=1, decay=False, **kw):
+    """As ``_window_linear`` plus a sparse cache (``size`` kept, ``evict`` at once) per query head; the state's
+    cache holds two pairs less than its capacity (the same slots in every head, as the op keeps them)."""
     inputs, kwargs, state = _window_linear(T, g, decay=decay, **kw)
-    valid = torch.rand(B, H, size, generator=g) > 0.2
-    valid[:, :, -1] = False
-    state = state + (torch.randn(B, H, size, K, generator=g) * valid[..., None],
-                     torch.randn(B, H, size, V, generator=g) * valid[..., None], valid)
-    kwargs["size"] = size
+    cap = size + evict
+    valid = torch.ones(B, H, cap, dtype=torch.bool)
+    valid[:, :, [0, -1]] = False
+    state = state + (torch.randn(B, H, cap, K, generator=g) * valid[..., None],
+                     torch.randn(B, H, cap, V, generator=g) * valid[..., None], valid)
+    kwargs.update(size=size, evict=evict)
     return inputs, kwargs, state
 
 
@@ -129,6 +131,12 @@ OPS = {
     "window_linear_cache_wide": (naive_window_linear_cache, chunk_window_linear_cache,
                                  recurrent_window_linear_cache, partial(_window_linear_cache, size=1,
                                                                         window=CHUNK + 3, Hkv=3)),
+    "window_linear_cache_batched": (naive_window_linear_cache, chunk_window_linear_cache,
+                                    recurrent_window_linear_cache, partial(_window_linear_cache, size=2, evict=5,
+                                                                           decay=True)),
+    "window_linear_cache_big_evict": (naive_window_linear_cache, chunk_window_linear_cache,
+                                      recurrent_window_linear_cache, partial(_window_linear_cache, size=2,
+                                                                             evict=CHUNK + 3)),
 }
 
 

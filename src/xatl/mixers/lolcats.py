@@ -8,8 +8,8 @@ donor's Q/K/V/O copy in unchanged and the window part *is* the donor's attention
 maps (applied to the rotated queries and keys, as in LoLCATs) and the per-head window factor are new. The
 attention-transfer stage (``xatl heal``) trains just those to reproduce the donor's attention outputs.
 State: {"k", "v": (B, H_kv, w, D) rotated keys/values of the last w positions, "valid": (B, w) bool,
-"kv": (B, H, F, D), "k_sum": (B, H, F)}, with ``sparse_cache`` N also {"cache_k", "cache_v": (B, H, N, D),
-"cache_valid": (B, H, N)}: fixed size, whatever the sequence length.
+"kv": (B, H, F, D), "k_sum": (B, H, F)}, with ``sparse_cache`` also {"cache_k", "cache_v": (B, H, N, D),
+"cache_valid": (B, H, N)}, N = sparse_cache + cache_evict: fixed size, whatever the sequence length.
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ class LolcatsOptions(FeatureMapOptions):
     """0: none. N > 0: LoLA's sparse cache (McDermott et al. 2025): the N key/value pairs per head that the linear
     state predicts worst stay exact in the softmax part (``xatl.ops.window_linear_cache``); needs no training, so it
     can be switched on in a healed student's config."""
+    cache_evict: int = 64
+    """With ``sparse_cache``: the cache holds up to sparse_cache + cache_evict pairs; when full, the cache_evict pairs
+    the linear state predicts best move into it at once (LoLA evicts per chunk; 1 decides at every token)."""
 
     def validate(self) -> None:
         super().validate()
@@ -56,6 +59,8 @@ class LolcatsOptions(FeatureMapOptions):
             raise ValueError(f"window must be >= 1, got {self.window}")
         if self.sparse_cache < 0:
             raise ValueError(f"sparse_cache must be >= 0 (pairs per head), got {self.sparse_cache}")
+        if self.cache_evict < 1:
+            raise ValueError(f"cache_evict must be >= 1, got {self.cache_evict}")
         if self.decay_span != 0 and not self.decay_span > 1:
             raise ValueError(f"decay_span must be 0 (no decay) or > 1 (tokens), got {self.decay_span}")
 
@@ -89,7 +94,8 @@ class LolcatsAttention(Mixer):
         state = {"k": torch.zeros(batch_size, Hkv, w, D, **f32), "v": torch.zeros(batch_size, Hkv, w, D, **f32),
                  "valid": torch.zeros(batch_size, w, device=device, dtype=torch.bool),
                  "kv": torch.zeros(batch_size, H, Fd, D, **f32), "k_sum": torch.zeros(batch_size, H, Fd, **f32)}
-        if N := self.opts.sparse_cache:
+        if self.opts.sparse_cache:
+            N = self.opts.sparse_cache + self.opts.cache_evict
             state.update(cache_k=torch.zeros(batch_size, H, N, D, **f32), cache_v=torch.zeros(batch_size, H, N, D, **f32),
                          cache_valid=torch.zeros(batch_size, H, N, device=device, dtype=torch.bool))
         return state
@@ -103,7 +109,8 @@ class LolcatsAttention(Mixer):
         kw = dict(scale=self.scale, key_mask=padding_mask(ctx, T), initial_state=init_state,
                   output_final_state=use_cache, log_decay=self.log_decay())
         args = (q, k, v, self.q_map(q), self.k_map, torch.sigmoid(self.window_factor), self.opts.window)
-        forms, extra = (CACHE_FORMS, (self.opts.sparse_cache,)) if self.opts.sparse_cache else (FORMS, ())
+        forms, extra = ((CACHE_FORMS, (self.opts.sparse_cache, self.opts.cache_evict)) if self.opts.sparse_cache
+                        else (FORMS, ()))
         o, final = run_form(forms, self._form_for(T, state), *args, *extra, **kw,
                             chunked=dict(chunk_size=self.opts.chunk_size))
         new_state = dict(zip(keys, final)) if use_cache else None

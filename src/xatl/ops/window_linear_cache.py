@@ -1,25 +1,28 @@
 """Sliding window + sparse cache + linear attention (LoLA, McDermott et al. 2025, on LoLCATs' window + linear
 attention; the window and linear math is :mod:`xatl.ops.window_linear`'s).
 
-A fixed number ``size`` of past key/value pairs, the ones the linear state represents worst, stay exact: they join
-the window in the softmax part. Each step, the key/value pair leaving the window joins the cache; when the cache is
-full, of its ``size + 1`` candidates the one the linear state already predicts best is evicted into the linear
-state. A candidate's error under the state (S, z) is LoLA's self-recall error
+Past key/value pairs that the linear state represents badly stay exact: they join the window in the softmax part.
+Every pair that leaves the window enters the cache (capacity ``size + evict``); when the cache is full, its
+``evict`` pairs that the linear state already predicts best move into the linear state at once, and the ``size``
+worst-predicted stay. A pair's error under the state (S, z) is LoLA's self-recall error
 
     err(k, v) = || v - psi(k) S / (psi(k) . z) ||^2        (prediction 0 while psi(k) . z = 0)
 
+Evicting in batches keeps the sequential part short (one decision per ``evict`` tokens, as LoLA evicts per chunk);
+``evict=1`` decides at every token.
+
 For query t: softmax terms over its window and the cache, shifted by their joint row maximum and scaled by the
-window factor f; linear terms over every evicted pair (decayed by ``log_decay`` as in ``window_linear``); one
-normalised sum.
+window factor f; linear terms over every evicted pair (decayed by ``log_decay`` as in ``window_linear``, from the
+step it was evicted); one normalised sum.
 
-The eviction decisions depend only on keys, values and the state, never on queries, and they are discrete: every
-form computes them with the same sequential ``cache_schedule`` (no gradients flow through a decision; given the
-decisions, outputs are exact and differentiable in all three forms).
+The decisions depend only on keys, values and the state, never on queries, and they are discrete: every form takes
+them from the same ``cache_schedule`` (no gradient flows through a decision; given the decisions, outputs are
+exact and differentiable in all three forms).
 
-Shapes: as ``window_linear``; cache keys/values per query head (B, H, size, D), ``cache_valid`` (B, H, size).
+Shapes: as ``window_linear``; the cache per query head: keys/values (B, H, size + evict, D), valid (B, H, size + evict).
 State: (k, v, valid (the window), S, z (the linear state), cache_k, cache_v, cache_valid): fixed size.
-The "extended" sequence of a call is [cache (size) | window (w) | new tokens (T)] per query head, N = size + w + T;
-the pair leaving the window at step t is extended position size + t.
+The "extended" sequence of a call is [cache (cap) | window (w) | new tokens (T)] per query head, N = cap + w + T,
+cap = size + evict; the pair leaving the window at step t is extended position cap + t.
 """
 
 from __future__ import annotations
@@ -29,12 +32,11 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .linear_attention import chunk_linear_attn
-from .retention import chunk_retention
 from .sliding_window import _with_window
+from .utils import scan_chunk_states
 
 KFeatures = Callable[[torch.Tensor], torch.Tensor]
-NEVER = torch.iinfo(torch.long).max // 4
+NEVER = 1 << 40
 """Eviction step of a pair still outside the linear state at the end of the call."""
 
 
@@ -49,18 +51,17 @@ def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return x.gather(2, flat[..., None].expand(-1, -1, -1, E)).reshape(*idx.shape, E)
 
 
-def extended(k, v, key_mask, initial_state, window: int, size: int, H: int, k_features: KFeatures):
-    """[cache | window | new] per query head: keys, values (B, H, N, D), valid (B, H, N), psi(keys) (B, H, N, F),
-    and the window part alone as ``_with_window`` gives it (K/V heads): (k_all, v_all, valid_all)."""
+def extended(k, v, key_mask, initial_state, window: int, cap: int, H: int, k_features: KFeatures):
+    """[cache | window | new] per query head: keys, values (B, H, N, D), valid (B, H, N), psi(keys) (B, H, N, F)
+    (zero where not valid), and the window part as ``_with_window`` gives it (K/V heads): (k_all, v_all, valid)."""
     win = _with_window(k, v, key_mask, initial_state[:3] if initial_state else None, window)
     k_all, v_all, valid_all = win
     B, ct, rep = k.shape[0], k_all.dtype, H // k.shape[1]
     if initial_state:
-        ck, cv, cvalid = (initial_state[5].to(ct), initial_state[6].to(ct), initial_state[7].bool())
+        ck, cv, cvalid = initial_state[5].to(ct), initial_state[6].to(ct), initial_state[7].bool()
     else:
-        ck = k_all.new_zeros(B, H, size, k.shape[-1])
-        cv = v_all.new_zeros(B, H, size, v.shape[-1])
-        cvalid = torch.zeros(B, H, size, dtype=torch.bool, device=k.device)
+        ck, cv = k_all.new_zeros(B, H, cap, k.shape[-1]), v_all.new_zeros(B, H, cap, v.shape[-1])
+        cvalid = torch.zeros(B, H, cap, dtype=torch.bool, device=k.device)
     K = torch.cat([ck, k_all.repeat_interleave(rep, 1)], 2)
     V = torch.cat([cv, v_all.repeat_interleave(rep, 1)], 2)
     valid = torch.cat([cvalid, valid_all[:, None].expand(B, H, -1)], 2)
@@ -68,229 +69,219 @@ def extended(k, v, key_mask, initial_state, window: int, size: int, H: int, k_fe
     return K, V, valid, fk, win
 
 
+def _linear_state(initial_state, B: int, H: int, Fd: int, Dv: int, like: torch.Tensor):
+    if initial_state:
+        return initial_state[3].to(like.dtype), initial_state[4].to(like.dtype)
+    return like.new_zeros(B, H, Fd, Dv), like.new_zeros(B, H, Fd)
+
+
 @torch.no_grad()
-def cache_schedule(fk, V, valid, S0, z0, log_decay, size: int, T: int):
-    """The eviction decisions of T steps (module docstring).
+def cache_schedule(fk, V, valid, S0, z0, log_decay, size: int, evict: int, T: int):
+    """The eviction decisions of a call (module docstring).
 
-    fk, V, valid: the extended sequence (B, H, N, .); S0 (B, H, F, D), z0 (B, H, F): the linear state before the
-    call. Returns ``evict`` (B, H, T): the extended position that enters the linear state at step t (-1: none),
-    ``slot`` (B, H, T): the cache slot the leaving pair takes at step t (-1: none), ``slots`` (B, H, T + 1, size):
-    the extended position each slot holds before step t (and after the last step; -1: empty)."""
+    fk, V, valid: the extended sequence (B, H, N, .); S0 (B, H, F, D), z0 (B, H, F): the linear state before it.
+    Returns ``estep`` (B, H, N): the step at which each extended position enters the linear state (``NEVER``:
+    not in this call), and ``slots`` (B, H, size + evict): the extended position each cache slot holds after the
+    last step (-1: empty). Rows are scheduled one at a time (their padding differs); heads at once."""
     B, H, N, Fd = fk.shape
-    dev = fk.device
-    pos = torch.arange(size, device=dev)
-    cur = torch.where(valid[..., :size], pos, torch.full_like(pos, -1)).expand(B, H, size).clone()
-    S, z = S0.float().clone(), z0.float().clone()
-    gamma = torch.exp(log_decay.float())[None, :] if log_decay is not None else None        # (1, H)
-    evict = torch.full((B, H, T), -1, dtype=torch.long, device=dev)
-    slot = torch.full((B, H, T), -1, dtype=torch.long, device=dev)
-    hist = [cur.clone()]
+    cap, dev = size + evict, fk.device
+    estep = torch.full((B, H, N), NEVER, dtype=torch.long, device=dev)
+    final = torch.empty(B, H, cap, dtype=torch.long, device=dev)
+    gamma = torch.exp(log_decay.float()) if log_decay is not None else None               # (H,)
     fkf, Vf = fk.float(), V.float()
-    for t in range(T):
-        x = size + t
-        if gamma is not None:
-            S, z = S * gamma[..., None, None], z * gamma[..., None]
-        leaving = valid[..., x]                                                        # (B, H)
-        empty = cur < 0
-        has_empty = empty.any(-1)
-        cand = torch.cat([cur, torch.full_like(cur[..., :1], x)], -1)                 # (B, H, size + 1)
-        fkc, vc = _gather(fkf, cand.clamp(min=0)), _gather(Vf, cand.clamp(min=0))
-        num, den = fkc @ S, (fkc * z[:, :, None]).sum(-1, keepdim=True)
-        pred = torch.where(den > 0, num / den.clamp(min=1e-30), torch.zeros_like(num))
-        err = (vc - pred).square().sum(-1)                                             # (B, H, size + 1)
-        worst_fit = err.argmin(-1)                                                     # evicted when full
-        into = torch.where(has_empty, empty.float().argmax(-1), worst_fit)             # (B, H): slot or `size`
-        goes = leaving & ~has_empty                                                    # someone is evicted
-        ev = cand.gather(-1, into.clamp(max=size)[..., None])[..., 0]
-        ev = torch.where(goes, ev, torch.full_like(ev, -1))
-        takes = leaving & (into < size)                                                # the leaving pair is cached
-        evict[..., t] = ev
-        slot[..., t] = torch.where(takes, into, torch.full_like(into, -1))
-        if goes.any():
-            e = ev.clamp(min=0)
-            fe = _gather(fkf, e[..., None])[..., 0, :] * goes[..., None]                  # (B, H, F)
-            S = S + fe[..., :, None] * _gather(Vf, e[..., None])[..., 0, None, :]
-            z = z + fe
-        upd = torch.zeros_like(cur, dtype=torch.bool).scatter_(-1, into.clamp(max=size - 1)[..., None],
-                                                              takes[..., None])
-        cur = torch.where(upd, torch.full_like(cur, x), cur)
-        hist.append(cur.clone())
-    return evict, slot, torch.stack(hist, 2)
+    for b in range(B):
+        slots = torch.where(valid[b, :, :cap], torch.arange(cap, device=dev), -1)        # (H, cap)
+        S, z = S0[b].float().clone(), z0[b].float().clone()
+        steps = valid[b, 0, cap:cap + T].nonzero()[:, 0].tolist()                          # valid leaving steps
+        count, i, t_ref = int((slots[0] >= 0).sum()), 0, -1
+        if count >= cap:
+            raise ValueError(f"a cache state holds {count} pairs, but a cache is never full between steps "
+                             f"(at most size + evict - 1 = {cap - 1})")
+        while True:
+            need = cap - count
+            take = steps[i:i + need]
+            if take:                                                     # fill empty slots in slot order
+                free = torch.sort((slots >= 0).int(), dim=1, stable=True).indices[:, :len(take)]
+                slots.scatter_(1, free, (cap + torch.tensor(take, device=dev)).expand(H, -1))
+            if len(take) < need:
+                break
+            i, count, t = i + need, cap, take[-1]
+            if gamma is not None:                                        # the state as of step t, before evictions
+                S, z = S * (gamma ** (t - t_ref))[:, None, None], z * (gamma ** (t - t_ref))[:, None]
+            t_ref = t
+            fc, vc = fkf[b].gather(1, slots[..., None].expand(-1, -1, Fd)), Vf[b].gather(1, slots[..., None].expand(
+                -1, -1, Vf.shape[-1]))
+            num, den = fc @ S, (fc * z[:, None]).sum(-1, keepdim=True)
+            pred = torch.where(den > 0, num / den.clamp(min=1e-30), torch.zeros_like(num))
+            out = (vc - pred).square().sum(-1).topk(evict, dim=1, largest=False, sorted=False).indices   # (H, G)
+            x = slots.gather(1, out)
+            estep[b].scatter_(1, x, t)
+            fe = fkf[b].gather(1, x[..., None].expand(-1, -1, Fd))
+            S = S + fe.transpose(-1, -2) @ Vf[b].gather(1, x[..., None].expand(-1, -1, Vf.shape[-1]))
+            z = z + fe.sum(1)
+            slots.scatter_(1, out, -1)
+            count = size
+        final[b] = slots
+    return estep, final
 
 
-def membership(evict: torch.Tensor, size: int, N: int):
-    """Per extended position: the step it leaves the window (``enter``; -1 for the cache it started in) and the step
-    it enters the linear state (``NEVER`` if not in this call): (B, H, N) each."""
-    B, H, T = evict.shape
-    dev = evict.device
-    enter = (torch.arange(N, device=dev) - size).expand(B, H, N)
-    enter = torch.where(enter < 0, torch.full_like(enter, -1), enter)
-    steps = torch.arange(T, device=dev).expand(B, H, T)
-    estep = torch.full((B, H, N + 1), NEVER, dtype=torch.long, device=dev)
-    estep.scatter_(-1, torch.where(evict >= 0, evict, torch.full_like(evict, N)), steps)
-    return enter, estep[..., :N]
+def membership(N: int, cap: int, like: torch.Tensor) -> torch.Tensor:
+    """The step at which each extended position leaves the window (-1 for the cache it started in): (N,)."""
+    enter = torch.arange(N, device=like.device) - cap
+    return torch.where(enter < 0, torch.full_like(enter, -1), enter)
 
 
-def _final_cache(K, V, slots_end):
-    ok = slots_end >= 0
-    idx = slots_end.clamp(min=0)
+def _final_cache(K, V, slots):
+    ok = slots >= 0
+    idx = slots.clamp(min=0)
     return _gather(K, idx) * ok[..., None], _gather(V, idx) * ok[..., None], ok
 
 
-def _decays(log_decay, H: int, like: torch.Tensor):
+def _log_gamma(log_decay, H: int, like: torch.Tensor) -> torch.Tensor:
     """log(gamma) (H,) in the accumulation dtype (zeros without decay)."""
     return (log_decay if log_decay is not None else like.new_zeros(H)).to(like.dtype)
 
 
-def naive_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int,
+def _final_state(K, V, fk, win, estep, slots, S0, z0, g, T: int, w: int):
+    """The state after the call: window, linear state (every pair evicted in the call, decayed from its step), cache."""
+    done = (estep < T).to(K.dtype) * torch.exp(g[None, :, None] * (T - 1 - estep.clamp(max=T - 1)).to(K.dtype))
+    fkd = fk * done[..., None]
+    over_all = torch.exp(g * T)                                                       # (H,)
+    k_all, v_all, valid_all = win
+    return (k_all[:, :, -w:], v_all[:, :, -w:], valid_all[:, -w:], S0 * over_all[:, None, None] + fkd.transpose(-1, -2) @ V,
+            z0 * over_all[:, None] + fkd.sum(2), *_final_cache(K, V, slots))
+
+
+def naive_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int, evict: int = 1,
                               scale: float | None = None, key_mask=None, initial_state=None,
                               output_final_state: bool = False, log_decay=None):
     """Reference: (T, N) masks of the window, the cache and the linear state, from the schedule."""
     dtype, (B, H, T, D) = v.dtype, q.shape
-    w = window
-    K, V, valid, fk, win = extended(k, v, key_mask, initial_state, w, size, H, k_features)
+    w, cap = window, size + evict
+    K, V, valid, fk, win = extended(k, v, key_mask, initial_state, w, cap, H, k_features)
     ct, N = K.dtype, K.shape[2]
-    S0, z0 = (initial_state[3].to(ct), initial_state[4].to(ct)) if initial_state else (
-        K.new_zeros(B, H, fq.shape[-1], v.shape[-1]), K.new_zeros(B, H, fq.shape[-1]))
-    evict, _, slots = cache_schedule(fk, V, valid, S0, z0, log_decay, size, T)
-    enter, estep = membership(evict, size, N)
+    S0, z0 = _linear_state(initial_state, B, H, fq.shape[-1], v.shape[-1], K)
+    estep, slots = cache_schedule(fk, V, valid, S0, z0, log_decay, size, evict, T)
+    enter = membership(N, cap, K)
     t = torch.arange(T, device=q.device)[:, None]
     x = torch.arange(N, device=q.device)[None, :]
     vis = valid[:, :, None, :]
-    in_win = ((x > size + t) & (x <= size + w + t) & vis) | (x == size + w + t)
-    in_cache = vis & (enter[:, :, None] <= t) & (t < estep[:, :, None])
+    in_win = ((x > cap + t) & (x <= cap + w + t) & vis) | (x == cap + w + t)
+    in_cache = vis & (enter <= t) & (t < estep[:, :, None])
     in_lin = estep[:, :, None] <= t                                                  # (B, H, T, N)
     s = (q.to(ct) @ K.transpose(-1, -2)) * _scale(scale, D)
     s = s.masked_fill(~(in_win | in_cache), float("-inf"))
     a = factor.to(ct)[None, :, None, None] * torch.exp(s - s.amax(-1, keepdim=True))
-    g = _decays(log_decay, H, K)[None, :, None, None]
+    g = _log_gamma(log_decay, H, K)
     age = (t - estep[:, :, None].clamp(max=T)).clamp(min=0).to(ct)
-    b = (fq.to(ct) @ fk.transpose(-1, -2)) * in_lin * torch.exp(g * age)
-    from_state = torch.exp(g * (t + 1).to(ct))                                       # (1, H, T, 1)
+    b = (fq.to(ct) @ fk.transpose(-1, -2)) * in_lin * torch.exp(g[None, :, None, None] * age)
+    from_state = torch.exp(g[None, :, None, None] * (t + 1).to(ct))                  # (1, H, T, 1)
     num = (a + b) @ V + (fq.to(ct) @ S0) * from_state
     den = (a + b).sum(-1, keepdim=True) + (fq.to(ct) @ z0[..., None]) * from_state
-    o = num / den
-    final = None
-    if output_final_state:
-        done = (estep < T).to(ct) * torch.exp(g[..., 0, 0, None] * (T - 1 - estep.clamp(max=T - 1)).to(ct))
-        fkd = fk * done[..., None]
-        over_all = torch.exp(g[0, :, 0, 0] * T)                                      # (H,)
-        k_all, v_all, valid_all = win
-        final = (k_all[:, :, -w:], v_all[:, :, -w:], valid_all[:, -w:],
-                 S0 * over_all[:, None, None] + fkd.transpose(-1, -2) @ V, z0 * over_all[:, None] + fkd.sum(2),
-                 *_final_cache(K, V, slots[:, :, -1]))
-    return o.to(dtype), final
+    final = _final_state(K, V, fk, win, estep, slots, S0, z0, g, T, w) if output_final_state else None
+    return (num / den).to(dtype), final
 
 
-def chunk_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int,
+def _select(mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of up to ``k`` True entries of ``mask`` (..., N) along the last dim, and which of them are real."""
+    k = min(k, mask.shape[-1])
+    idx = mask.float().topk(k, dim=-1, sorted=False).indices
+    return idx, mask.gather(-1, idx)
+
+
+def chunk_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int, evict: int = 1,
                               scale: float | None = None, key_mask=None, initial_state=None,
                               output_final_state: bool = False, chunk_size: int = 64, log_decay=None):
-    """Chunked: per query chunk, the (w + C - 1)-key window strip and the size + C keys that can be cached during
-    the chunk (its starting cache and the pairs leaving the window in it); the linear part as chunked linear
-    attention (or retention, with decay) over the evicted pairs in eviction order."""
+    """Chunked: per query chunk of C, the (w + C - 1)-key window strip, the at most size + evict + C pairs that can
+    be cached during it, and for the linear part the state at the chunk's start plus the at most C + evict pairs
+    evicted during it."""
     dtype, (B, H, T, D) = v.dtype, q.shape
-    C, w = chunk_size, window
-    K, V, valid, fk, win = extended(k, v, key_mask, initial_state, w, size, H, k_features)
+    C, w, cap = chunk_size, window, size + evict
+    K, V, valid, fk, win = extended(k, v, key_mask, initial_state, w, cap, H, k_features)
     ct, N, Dv = K.dtype, K.shape[2], v.shape[-1]
-    S0, z0 = (initial_state[3].to(ct), initial_state[4].to(ct)) if initial_state else (
-        K.new_zeros(B, H, fq.shape[-1], Dv), K.new_zeros(B, H, fq.shape[-1]))
-    evict, _, slots = cache_schedule(fk, V, valid, S0, z0, log_decay, size, T)
-    enter, estep = membership(evict, size, N)
+    S0, z0 = _linear_state(initial_state, B, H, fq.shape[-1], Dv, K)
+    estep, slots = cache_schedule(fk, V, valid, S0, z0, log_decay, size, evict, T)
+    enter = membership(N, cap, K)
     n, sc = -(-T // C), _scale(scale, D)
     pad = n * C - T
     qc = F.pad(q.to(ct), (0, 0, 0, pad)).view(B, H, n, C, D)
+    fqc = F.pad(fq.to(ct), (0, 0, 0, pad)).view(B, H, n, C, -1)
     t = torch.arange(n * C, device=q.device).view(n, C)                               # query step of each row
-    # --- window strips (positions size + t - w + 1 .. size + t of the extended sequence)
+    first, last = t[:, :1], t[:, -1:]                                                 # (n, 1)
+    # --- window strips (extended positions cap + t - w + 1 .. cap + t)
     Sw = w + C - 1
-    Kw, Vw = (F.pad(x[:, :, size + 1:], (0, 0, 0, pad)).unfold(2, Sw, C).transpose(-1, -2) for x in (K, V))
-    vw = F.pad(valid[:, :, size + 1:], (0, pad)).unfold(2, Sw, C)                  # (B, H, n, Sw)
+    Kw, Vw = (F.pad(x[:, :, cap + 1:], (0, 0, 0, pad)).unfold(2, Sw, C).transpose(-1, -2) for x in (K, V))
+    vw = F.pad(valid[:, :, cap + 1:], (0, pad)).unfold(2, Sw, C)                    # (B, H, n, Sw)
     i = torch.arange(C, device=q.device)[:, None]
     o_ = torch.arange(Sw, device=q.device)[None, :]
     allowed = ((o_ >= i) & (o_ <= i + w - 1) & vw[:, :, :, None, :]) | (o_ == i + w - 1)     # (B, H, n, C, Sw)
     s_w = ((qc @ Kw.transpose(-1, -2)) * sc).masked_fill(~allowed, float("-inf"))
-    # --- cache candidates: the cache at the chunk's start, then the pairs leaving the window during the chunk
-    start = slots[:, :, :-1][:, :, ::C][:, :, :n]                                     # (B, H, n, size)
-    leaving = (size + t).clamp(max=N - 1).expand(B, H, n, C)
-    cand = torch.cat([start.clamp(min=0), leaving], -1)                              # (B, H, n, size + C)
-    ok = torch.cat([start >= 0, (t < T).expand(B, H, n, C)], -1) & valid.gather(-1, cand.flatten(2)).view_as(cand)
-    ce, cs = enter.gather(-1, cand.flatten(2)).view_as(cand), estep.gather(-1, cand.flatten(2)).view_as(cand)
+    # --- cache: pairs that have left the window by the chunk's end and are not evicted before its start
+    es = estep[:, :, None, :]                                                        # (B, H, 1, N)
+    maybe = valid[:, :, None, :] & (enter <= last) & (es > first)                     # (B, H, n, N)
+    cand, ok = _select(maybe, cap + C)
+    ce, cs = enter[cand], estep.gather(-1, cand.flatten(2)).view_as(cand)             # (B, H, n, M)
     tq = t[None, None, :, :, None]
-    cached = ok[..., None, :] & (ce[..., None, :] <= tq) & (tq < cs[..., None, :])       # (B, H, n, C, size + C)
-    Kc, Vc = _gather(K, cand), _gather(V, cand)                                      # (B, H, n, size + C, D)
-    s_c = ((qc @ Kc.transpose(-1, -2)) * sc).masked_fill(~cached, float("-inf"))
+    cached = ok[..., None, :] & (ce[..., None, :] <= tq) & (tq < cs[..., None, :])       # (B, H, n, C, M)
+    s_c = ((qc @ _gather(K, cand).transpose(-1, -2)) * sc).masked_fill(~cached, float("-inf"))
     m = torch.maximum(s_w.amax(-1, keepdim=True), s_c.amax(-1, keepdim=True))
     f = factor.to(ct)[None, :, None, None, None]
     a_w, a_c = f * torch.exp(s_w - m), f * torch.exp(s_c - m)
-    num_sm = (a_w @ Vw + a_c @ Vc).reshape(B, H, n * C, Dv)[:, :, :T]
-    den_sm = (a_w.sum(-1) + a_c.sum(-1)).reshape(B, H, n * C)[:, :, :T, None]
-    # --- linear part: at step t the evicted pair (if any) enters the state
-    goes = (evict >= 0)[..., None].to(ct)
-    fe, ve = _gather(fk, evict.clamp(min=0)) * goes, _gather(V, evict.clamp(min=0)) * goes
-    v_aug = torch.cat([ve, torch.ones_like(ve[..., :1]) * goes], -1)
+    V1 = torch.cat([V, torch.ones_like(V[..., :1])], -1)                              # ones column: denominator
+    sm = torch.cat([a_w @ Vw, a_w.sum(-1, keepdim=True)], -1) + a_c @ _gather(V1, cand)
+    # --- linear part: pairs evicted during the chunk (exactly), the state at its start (decayed)
+    g = _log_gamma(log_decay, H, K)
+    gh = g[None, :, None, None]
+    lost = (es >= first) & (es <= last)                                               # (B, H, n, N)
+    ev, ev_ok = _select(lost, C + evict)
+    ee = estep.gather(-1, ev.flatten(2)).view_as(ev)                                  # (B, H, n, L)
+    fe, V1e = _gather(fk, ev) * ev_ok[..., None], _gather(V1, ev) * ev_ok[..., None]
+    age = (tq - ee[..., None, :].clamp(max=n * C)).to(ct)                             # (B, H, n, C, L)
+    seen = ev_ok[..., None, :] & (age >= 0)
+    intra = ((fqc @ fe.transpose(-1, -2)) * seen * torch.exp(gh[..., None] * age.clamp(min=0))) @ V1e
+    to_end = torch.exp(gh * (last[None, None] - ee.clamp(max=n * C)).clamp(min=0).to(ct))     # (B, H, n, L)
+    U = (fe * to_end[..., None]).transpose(-1, -2) @ V1e                              # (B, H, n, F, D + 1)
     S0_aug = torch.cat([S0, z0[..., None]], -1)
-    if log_decay is None:
-        lin, lin_final = chunk_linear_attn(fq.to(ct), fe, v_aug, initial_state=(S0_aug, z0),
-                                           output_final_state=output_final_state, normalize=False, chunk_size=C)
-        lin_final = lin_final[0] if output_final_state else None
-    else:
-        lin, lin_final = chunk_retention(fq.to(ct), fe, v_aug, log_decay, initial_state=S0_aug,
-                                         output_final_state=output_final_state, chunk_size=C)
-    o = (num_sm + lin[..., :Dv]) / (den_sm + lin[..., Dv:])
-    final = None
-    if output_final_state:
-        k_all, v_all, valid_all = win
-        final = (k_all[:, :, -w:], v_all[:, :, -w:], valid_all[:, -w:], lin_final[..., :Dv], lin_final[..., Dv],
-                 *_final_cache(K, V, slots[:, :, -1]))
-    return o.to(dtype), final
+    states, end = scan_chunk_states(U, (gh * C).expand(B, H, n, 1), S0_aug)
+    inter = (fqc * torch.exp(gh[..., None] * (i + 1).to(ct))) @ states                  # decayed from chunk start
+    o = sm.reshape(B, H, n * C, Dv + 1)[:, :, :T] + (intra + inter).reshape(B, H, n * C, Dv + 1)[:, :, :T]
+    final = _final_state(K, V, fk, win, estep, slots, S0, z0, g, T, w) if output_final_state else None
+    return (o[..., :Dv] / o[..., Dv:]).to(dtype), final
 
 
 def recurrent_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int,
-                                  scale: float | None = None, key_mask=None, initial_state=None,
+                                  evict: int = 1, scale: float | None = None, key_mask=None, initial_state=None,
                                   output_final_state: bool = False, log_decay=None):
-    """Token by token (decoding): apply step t's decision (evict into the state, cache the leaving pair), move the
-    new token into the window, then one normalised sum over window, cache and linear state."""
+    """Token by token (decoding): decay the linear state, add the pairs evicted at this step, then one normalised
+    sum over the window, the cache (pairs that have left the window and are not evicted) and the linear state."""
     dtype, (B, H, T, D) = v.dtype, q.shape
-    w = window
-    K, V, valid, fk, win = extended(k, v, key_mask, initial_state, w, size, H, k_features)
-    ct = K.dtype
-    S, z = (initial_state[3].to(ct), initial_state[4].to(ct)) if initial_state else (
-        K.new_zeros(B, H, fq.shape[-1], v.shape[-1]), K.new_zeros(B, H, fq.shape[-1]))
-    evict, slot, _ = cache_schedule(fk, V, valid, S, z, log_decay, size, T)
-    ck, cv, cvalid = K[:, :, :size], V[:, :, :size], valid[:, :, :size]
-    g = torch.exp(_decays(log_decay, H, K))[None, :, None]                           # (1, H, 1)
+    w, cap = window, size + evict
+    K, V, valid, fk, win = extended(k, v, key_mask, initial_state, w, cap, H, k_features)
+    ct, N = K.dtype, K.shape[2]
+    S, z = _linear_state(initial_state, B, H, fq.shape[-1], v.shape[-1], K)
+    estep, slots = cache_schedule(fk, V, valid, S, z, log_decay, size, evict, T)
+    enter = membership(N, cap, K)
+    g = _log_gamma(log_decay, H, K)
+    gamma = torch.exp(g)[None, :]                                                     # (1, H)
     f, sc = factor.to(ct)[None, :, None, None], _scale(scale, D)
-    sl = slice(size, size + w)                                                       # the window before step 0
-    kw, vw, vwin = K[:, :, sl], V[:, :, sl], valid[:, :, sl]
+    x = torch.arange(N, device=q.device)
     outs = []
     for t in range(T):
-        S, z = S * g[..., None], z * g
-        goes = (evict[..., t] >= 0)[..., None].to(ct)
-        e = evict[..., t].clamp(min=0)[..., None]
-        fe = _gather(fk, e)[..., 0, :] * goes                                        # (B, H, F)
-        S = S + fe[..., :, None] * (_gather(V, e)[..., 0, None, :] * goes[..., None])
-        z = z + fe
-        s_t = slot[..., t]
-        put = torch.zeros_like(cvalid).scatter_(-1, s_t.clamp(min=0)[..., None], (s_t >= 0)[..., None])
-        ck = torch.where(put[..., None], kw[:, :, :1], ck)                            # the leaving pair: oldest slot
-        cv = torch.where(put[..., None], vw[:, :, :1], cv)
-        cvalid = cvalid | put
-        x = size + w + t                                                             # the new token
-        kw, vw = torch.cat([kw[:, :, 1:], K[:, :, x:x + 1]], 2), torch.cat([vw[:, :, 1:], V[:, :, x:x + 1]], 2)
-        vwin = torch.cat([vwin[..., 1:], valid[..., x:x + 1]], -1)
-        see = torch.cat([vwin[..., :-1], torch.ones_like(vwin[..., -1:]), cvalid], -1)  # a query sees itself
-        keys, vals = torch.cat([kw, ck], 2), torch.cat([vw, cv], 2)
-        s = (q[:, :, t:t + 1].to(ct) @ keys.transpose(-1, -2)) * sc                    # (B, H, 1, w + size)
+        now = (estep == t).to(ct)[..., None]                                          # (B, H, N, 1)
+        S = S * gamma[..., None, None] + (fk * now).transpose(-1, -2) @ V
+        z = z * gamma[..., None] + (fk * now).sum(2)
+        see = ((x > cap + t) & (x <= cap + w + t) & valid) | (x == cap + w + t)
+        see = see | (valid & (enter <= t) & (t < estep))                              # (B, H, N)
+        s = (q[:, :, t:t + 1].to(ct) @ K.transpose(-1, -2)) * sc                       # (B, H, 1, N)
         s = s.masked_fill(~see[:, :, None], float("-inf"))
         a = f * torch.exp(s - s.amax(-1, keepdim=True))
         fqt = fq[:, :, t:t + 1].to(ct)
-        outs.append((a @ vals + fqt @ S) / (a.sum(-1, keepdim=True) + fqt @ z[..., None]))
-    o = torch.cat(outs, 2)
+        outs.append((a @ V + fqt @ S) / (a.sum(-1, keepdim=True) + fqt @ z[..., None]))
     final = None
     if output_final_state:
         k_all, v_all, valid_all = win
-        final = (k_all[:, :, -w:], v_all[:, :, -w:], valid_all[:, -w:], S, z, ck * cvalid[..., None],
-                 cv * cvalid[..., None], cvalid)
-    return o.to(dtype), final
+        final = (k_all[:, :, -w:], v_all[:, :, -w:], valid_all[:, -w:], S, z, *_final_cache(K, V, slots))
+    return torch.cat(outs, 2).to(dtype), final
 
 
 FORMS = {"naive": naive_window_linear_cache, "chunked": chunk_window_linear_cache,
