@@ -116,7 +116,7 @@ def test_bf16_stays_close_to_fp32(case):
     _close(y.float(), ref, "bf16 vs fp32", tol=0.03)
 
 
-@pytest.mark.parametrize("case", ["lolcats", "lolcats-decay", "lolcats-cache-decay"])
+@pytest.mark.parametrize("case", ["lolcats", "lolcats-decay", "lolcats-cache-decay", "lolcats-long-cache"])
 def test_parameter_gradients_agree(case):
     """The new parameters (feature maps, window factor, decay) get the same gradients from every form."""
     mixer, rotary = make_mixer(case, seed=4)
@@ -135,7 +135,8 @@ def test_parameter_gradients_agree(case):
             _close(grads[form][n], grads["naive"][n], f"{form} gradient of {n}")
 
 
-@pytest.mark.parametrize("case", ["lolcats", "lolcats-decay", "lolcats-cache", "lolcats-cache-decay"])
+@pytest.mark.parametrize("case", ["lolcats", "lolcats-decay", "lolcats-cache", "lolcats-cache-decay", "lolcats-long",
+                                  "lolcats-long-cache"])
 def test_state_stays_the_same_size_over_1000_decode_steps(case):
     mixer, rotary = make_mixer(case, seed=5)
     mixer.opts.form = "chunked"
@@ -148,3 +149,18 @@ def test_state_stays_the_same_size_over_1000_decode_steps(case):
                              use_cache=True)
             assert {k: v.shape for k, v in state.items()} == sizes, f"state changed size at step {t}"
     assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("case, invariant", [("lolcats", False), ("lolcats-long", True), ("lolcats-long-cache", True)])
+def test_linear_part_without_rope_is_shift_invariant(case, invariant):
+    """With linear_rope=False only the window sees positions, through RoPE, which is relative: the same tokens at
+    positions 0.. and at 5000.. give the same outputs. LoLCATs' feature maps on rotated q/k do not (their scores
+    depend on absolute positions, which is why they fail past the trained length)."""
+    mixer, rotary = make_mixer(case, seed=6)
+    mixer.opts.form = "chunked"
+    x = torch.randn(1, 3 * CHUNK + 5, mixer.hidden_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        near, _ = mixer(x, context(rotary, x))
+        far, _ = mixer(x, context(rotary, x, torch.arange(5000, 5000 + x.shape[1])[None]))
+    err = (near - far).abs().max().item() / near.abs().max().item()
+    assert (err < 1e-4) if invariant else (err > 1e-2), err

@@ -78,7 +78,7 @@ def _swa(T, g, window=5, Hkv=1):
              torch.randn(B, Hkv, T, V, generator=g)], {"window": window, "key_mask": key_mask}, state)
 
 
-def _window_linear(T, g, window=5, Hkv=1, Fdim=4, decay=False):
+def _window_linear(T, g, window=5, Hkv=1, Fdim=4, decay=False, lin_keys=False):
     """GQA (3 query heads over 1 K/V head), left padding in row 1, a learned-looking positive key map; with
     ``decay`` a per-head decay of the linear part (one head at gamma = 1)."""
     W = torch.randn(H, K, Fdim, generator=g)
@@ -89,10 +89,13 @@ def _window_linear(T, g, window=5, Hkv=1, Fdim=4, decay=False):
     inputs = inputs + [fq, lambda k: torch.softmax(torch.einsum("bhtd,hdf->bhtf", k, W), -1), factor]
     if decay:
         kwargs["log_decay"] = torch.tensor([0.0, -0.05, -0.7])[:H]
+    if lin_keys:                                     # psi sees other keys (e.g. unrotated); the state keeps theirs
+        kwargs["k_lin"] = torch.randn(B, Hkv, T, K, generator=g)
+        state = state + (torch.randn(B, Hkv, window, K, generator=g),)
     return inputs, kwargs, state
 
 
-def _window_linear_cache(T, g, size=3, evict=1, decay=False, **kw):
+def _window_linear_cache(T, g, size=3, evict=1, decay=False, lin_keys=False, **kw):
     """As ``_window_linear`` plus a sparse cache (``size`` kept, ``evict`` at once) per query head; the state's
     cache holds two pairs less than its capacity (the same slots in every head, as the op keeps them)."""
     inputs, kwargs, state = _window_linear(T, g, decay=decay, **kw)
@@ -101,6 +104,10 @@ def _window_linear_cache(T, g, size=3, evict=1, decay=False, **kw):
     valid[:, :, [0, -1]] = False
     state = state + (torch.randn(B, H, cap, K, generator=g) * valid[..., None],
                      torch.randn(B, H, cap, V, generator=g) * valid[..., None], valid)
+    if lin_keys:
+        kwargs["k_lin"] = torch.randn(B, kw.get("Hkv", 1), T, K, generator=g)
+        state = state + (torch.randn(B, kw.get("Hkv", 1), kw.get("window", 5), K, generator=g),
+                         torch.randn(B, H, cap, K, generator=g) * valid[..., None])
     kwargs.update(size=size, evict=evict)
     return inputs, kwargs, state
 
@@ -124,6 +131,8 @@ OPS = {
                            partial(_window_linear, window=CHUNK + 3, Hkv=3)),
     "window_linear_decay": (naive_window_linear, chunk_window_linear, recurrent_window_linear,
                             partial(_window_linear, decay=True)),
+    "window_linear_lin_keys": (naive_window_linear, chunk_window_linear, recurrent_window_linear,
+                               partial(_window_linear, decay=True, lin_keys=True)),
     "window_linear_cache": (naive_window_linear_cache, chunk_window_linear_cache, recurrent_window_linear_cache,
                             _window_linear_cache),
     "window_linear_cache_decay": (naive_window_linear_cache, chunk_window_linear_cache,
@@ -134,6 +143,9 @@ OPS = {
     "window_linear_cache_batched": (naive_window_linear_cache, chunk_window_linear_cache,
                                     recurrent_window_linear_cache, partial(_window_linear_cache, size=2, evict=5,
                                                                            decay=True)),
+    "window_linear_cache_lin_keys": (naive_window_linear_cache, chunk_window_linear_cache,
+                                     recurrent_window_linear_cache, partial(_window_linear_cache, size=2, evict=3,
+                                                                            decay=True, lin_keys=True)),
     "window_linear_cache_big_evict": (naive_window_linear_cache, chunk_window_linear_cache,
                                       recurrent_window_linear_cache, partial(_window_linear_cache, size=2,
                                                                              evict=CHUNK + 3)),
@@ -193,7 +205,7 @@ def test_chunked_prefill_then_steps_equals_one_pass(op):
     def part(sl):
         xs = [x.narrow(time_dim, sl.start, sl.stop - sl.start) if torch.is_tensor(x) and x.dim() >= 3 else x
               for x in inputs]
-        kw = {k: (v[:, sl] if k == "key_mask" else v) for k, v in kwargs.items()}
+        kw = {k: (v[:, sl] if k == "key_mask" else v[:, :, sl] if k == "k_lin" else v) for k, v in kwargs.items()}
         return xs, kw
 
     full, _ = chunk(*inputs, **kwargs, chunk_size=CHUNK, initial_state=state, output_final_state=True)

@@ -30,6 +30,8 @@ from .projections import donor_attention_projections, donor_qkv
 
 STATE_KEYS = ("k", "v", "valid", "kv", "k_sum")
 CACHE_KEYS = ("cache_k", "cache_v", "cache_valid")
+LINEAR_KEYS = ("k_lin",)
+CACHE_LINEAR_KEYS = ("cache_k_lin",)
 
 
 @dataclass
@@ -49,6 +51,10 @@ class LolcatsOptions(FeatureMapOptions):
     """0: none. N > 0: LoLA's sparse cache (McDermott et al. 2025): the N key/value pairs per head that the linear
     state predicts worst stay exact in the softmax part (``xatl.ops.window_linear_cache``); needs no training, so it
     can be switched on in a healed student's config."""
+    linear_rope: bool = True
+    """True: the linear part's feature maps see the rotated queries and keys (LoLCATs), so its scores depend on
+    absolute positions, including ones never trained on. False (xatl's variant): they see them before RoPE, so the
+    linear part is position-free (recency comes from ``decay_span``); the window keeps the donor's RoPE."""
     cache_evict: int = 64
     """With ``sparse_cache``: the cache holds up to sparse_cache + cache_evict pairs; when full, the cache_evict pairs
     the linear state predicts best move into it at once (LoLA evicts per chunk; 1 decides at every token)."""
@@ -98,17 +104,30 @@ class LolcatsAttention(Mixer):
             N = self.opts.sparse_cache + self.opts.cache_evict
             state.update(cache_k=torch.zeros(batch_size, H, N, D, **f32), cache_v=torch.zeros(batch_size, H, N, D, **f32),
                          cache_valid=torch.zeros(batch_size, H, N, device=device, dtype=torch.bool))
+        if not self.opts.linear_rope:
+            state["k_lin"] = torch.zeros(batch_size, Hkv, w, D, **f32)
+            if self.opts.sparse_cache:
+                state["cache_k_lin"] = torch.zeros_like(state["cache_k"])
         return state
+
+    def state_keys(self) -> tuple[str, ...]:
+        """The order of the op's state tuple."""
+        cache, lin = bool(self.opts.sparse_cache), not self.opts.linear_rope
+        return (STATE_KEYS + (CACHE_KEYS if cache else ()) + (LINEAR_KEYS if lin else ())
+                + (CACHE_LINEAR_KEYS if cache and lin else ()))
 
     def forward(self, x, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
         """x (B, T, C) -> (B, T, C)."""
         T = x.shape[1]
-        q, k, v = donor_qkv(self, x, ctx)                                  # (B, H | H_kv, T, D), rotated
-        keys = STATE_KEYS + (CACHE_KEYS if self.opts.sparse_cache else ())
+        q, k, v, q_raw, k_raw = donor_qkv(self, x, ctx, unrotated=True)   # (B, H | H_kv, T, D); rotated, and not
+        keys = self.state_keys()
         init_state = tuple(state[key] for key in keys) if state is not None else None
         kw = dict(scale=self.scale, key_mask=padding_mask(ctx, T), initial_state=init_state,
                   output_final_state=use_cache, log_decay=self.log_decay())
-        args = (q, k, v, self.q_map(q), self.k_map, torch.sigmoid(self.window_factor), self.opts.window)
+        if not self.opts.linear_rope:
+            kw["k_lin"] = k_raw
+        fq = self.q_map(q if self.opts.linear_rope else q_raw)
+        args = (q, k, v, fq, self.k_map, torch.sigmoid(self.window_factor), self.opts.window)
         forms, extra = ((CACHE_FORMS, (self.opts.sparse_cache, self.opts.cache_evict)) if self.opts.sparse_cache
                         else (FORMS, ()))
         o, final = run_form(forms, self._form_for(T, state), *args, *extra, **kw,

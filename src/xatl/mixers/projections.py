@@ -67,12 +67,14 @@ def project_heads(module: nn.Module, part: str, x: torch.Tensor) -> torch.Tensor
     return norm(y) if norm is not None and module.qk_norm == "head" else y
 
 
-def donor_qkv(module: nn.Module, x: torch.Tensor, ctx: MixerContext):
+def donor_qkv(module: nn.Module, x: torch.Tensor, ctx: MixerContext, unrotated: bool = False):
     """Queries, keys and values of a module built by :func:`donor_attention_projections`, with the donor's q/k
-    norm and RoPE applied to q and k: x (B, T, C) -> q (B, H, T, D), k and v (B, H_kv, T, D)."""
+    norm and RoPE applied to q and k: x (B, T, C) -> q (B, H, T, D), k and v (B, H_kv, T, D); with ``unrotated``
+    also q and k before RoPE: (q, k, v, q_unrotated, k_unrotated)."""
     q = project_heads(module, "q", x)
     k = project_heads(module, "k", x)
     v = split_heads(module.v_proj(x), module.head_dim)
+    raw = (q, k)
     if ctx.rope is not None:
         q, k = apply_rope(q, *ctx.rope), apply_rope(k, *ctx.rope)
-    return q, k, v
+    return (q, k, v) + (raw if unrotated else ())

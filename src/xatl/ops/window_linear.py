@@ -18,7 +18,9 @@ the scale of the scores; the result is exactly the same in all three forms.
 Shapes: q (B, H, T, D); k, v (B, H_kv, T, D) (GQA: H a multiple of H_kv); fq = phi(q) (B, H, T, F) >= 0;
 ``k_features``: a function psi, keys (B, H, S, D) (K/V heads repeated to H) -> (B, H, S, F) >= 0; factor (H,);
 key_mask (B, T) bool, False = padding (a padded key adds nothing to either part; a query always sees itself);
-log_decay (H,) or None.
+log_decay (H,) or None; k_lin (B, H_kv, T, D) or None: the keys psi sees (default: k; xatl's variant passes the
+unrotated keys, so that the linear part's scores do not depend on absolute position). With k_lin the state has a
+sixth element, the window's linear keys (B, H_kv, w, D).
 State: (k (B, H_kv, w, D), v (B, H_kv, w, D), valid (B, w), S (B, H, F, D), z (B, H, F)): the window's last w
 rotated keys and values (oldest first) and the linear state of every valid position that has left the window;
 its size does not depend on the sequence length.
@@ -70,18 +72,27 @@ def _decay_weights(log_decay, T: int, like: torch.Tensor):
             torch.exp(g * T))
 
 
+def _linear_keys(k_lin, v, key_mask, initial_state, w: int, k_all):
+    """The extended keys psi sees: (B, H_kv, w + T, D), the window's from the state's sixth element."""
+    if k_lin is None:
+        return k_all
+    init = (initial_state[5], initial_state[1], initial_state[2]) if initial_state else None
+    return _with_window(k_lin, v, key_mask, init, w)[0]
+
+
 def naive_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int, scale: float | None = None,
                         key_mask=None, initial_state: State | None = None, output_final_state: bool = False,
-                        log_decay=None):
+                        log_decay=None, k_lin=None):
     """Reference: the full (T, w + T) matrices of both parts, masked."""
     dtype, (B, H, T, D) = v.dtype, q.shape
     w = window
     k_all, v_all, valid = _with_window(k, v, key_mask, initial_state[:3] if initial_state else None, w)
+    kl_all = _linear_keys(k_lin, v, key_mask, initial_state, w, k_all)
     ct = k_all.dtype
     rep = H // k.shape[1]
     kr, vr = k_all.repeat_interleave(rep, 1), v_all.repeat_interleave(rep, 1)       # (B, H, w + T, D)
     fq = fq.to(ct)
-    S0, z0 = initial_state[3:] if initial_state else _zero_linear_state(B, H, fq.shape[-1], v.shape[-1], kr)
+    S0, z0 = initial_state[3:5] if initial_state else _zero_linear_state(B, H, fq.shape[-1], v.shape[-1], kr)
     t = torch.arange(T, device=q.device)[:, None]
     j = torch.arange(w + T, device=q.device)[None, :]
     in_window = ((j > t) & (j <= t + w) & valid[:, None, :]) | (j == t + w)[None]    # (B, T, w + T)
@@ -89,7 +100,7 @@ def naive_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int,
     s = (q.to(ct) @ kr.transpose(-1, -2)) * _scale(scale, D)
     s = s.masked_fill(~in_window[:, None], float("-inf"))
     a = factor.to(ct)[None, :, None, None] * torch.exp(s - s.amax(-1, keepdim=True))
-    fk = k_features(kr).to(ct)
+    fk = k_features(kl_all.repeat_interleave(rep, 1)).to(ct)
     pair, from_state, to_state, over_all = _decay_weights(log_decay, T, fq)
     b = (fq @ fk.transpose(-1, -2)).masked_fill(~older[:, None], 0.0)
     if log_decay is not None:                                                     # extended j < T only is older
@@ -99,22 +110,23 @@ def naive_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int,
     o = num / den
     final = None
     if output_final_state:
-        fk_old, v_old = _linear_inputs(k_all, v_all, valid, T, H, k_features)
+        fk_old, v_old = _linear_inputs(kl_all, v_all, valid, T, H, k_features)
         fk_old = fk_old * to_state
         final = (k_all[:, :, -w:], v_all[:, :, -w:], valid[:, -w:],
                  S0.to(ct) * over_all[..., None] + fk_old.transpose(-1, -2) @ v_old,
-                 z0.to(ct) * over_all + fk_old.sum(2))
+                 z0.to(ct) * over_all + fk_old.sum(2)) + ((kl_all[:, :, -w:],) if k_lin is not None else ())
     return o.to(dtype), final
 
 
 def chunk_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int, scale: float | None = None,
                         key_mask=None, initial_state: State | None = None, output_final_state: bool = False,
-                        chunk_size: int = 64, log_decay=None):
+                        chunk_size: int = 64, log_decay=None, k_lin=None):
     """Chunked form: the softmax part over per-chunk key strips (as ``chunk_swa``), the linear part as chunked
     linear attention between query t and extended position t (the one that has just left its window)."""
     dtype, (B, H, T, D) = v.dtype, q.shape
     C, w = chunk_size, window
     k_all, v_all, valid = _with_window(k, v, key_mask, initial_state[:3] if initial_state else None, w)
+    kl_all = _linear_keys(k_lin, v, key_mask, initial_state, w, k_all)
     ct = k_all.dtype
     rep = H // k.shape[1]
     # --- softmax over the window: strips of the w + C - 1 keys each chunk can see
@@ -138,8 +150,8 @@ def chunk_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int,
     num_sm = (a @ strips[1]).reshape(B, H, n * C, Dv)[:, :, :T]
     den_sm = a.sum(-1).reshape(B, H, n * C)[:, :, :T, None]
     # --- linear attention over positions that have left the window (lagging w behind; ones column = denominator)
-    fk, vl = _linear_inputs(k_all, v_all, valid, T, H, k_features)
-    S0, z0 = initial_state[3:] if initial_state else _zero_linear_state(B, H, fq.shape[-1], v.shape[-1], fk)
+    fk, vl = _linear_inputs(kl_all, v_all, valid, T, H, k_features)
+    S0, z0 = initial_state[3:5] if initial_state else _zero_linear_state(B, H, fq.shape[-1], v.shape[-1], fk)
     v_aug = torch.cat([vl, torch.ones_like(vl[..., :1])], -1)                       # (B, H, T, D + 1)
     S0_aug = torch.cat([S0.to(ct), z0.to(ct)[..., None]], -1)                       # (B, H, F, D + 1)
     if log_decay is None:
@@ -152,21 +164,25 @@ def chunk_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int,
     o = (num_sm + lin[..., :Dv]) / (den_sm + lin[..., Dv:])
     final = None
     if output_final_state:
-        final = (k_all[:, :, -w:], v_all[:, :, -w:], valid[:, -w:], lin_final[..., :Dv], lin_final[..., Dv])
+        final = (k_all[:, :, -w:], v_all[:, :, -w:], valid[:, -w:], lin_final[..., :Dv], lin_final[..., Dv]) + (
+            (kl_all[:, :, -w:],) if k_lin is not None else ())
     return o.to(dtype), final
 
 
 def recurrent_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int, scale: float | None = None,
                             key_mask=None, initial_state: State | None = None, output_final_state: bool = False,
-                            log_decay=None):
+                            log_decay=None, k_lin=None):
     """Token by token (decoding): the oldest window slot moves into the linear state, the new token enters the
     window, then one normalised sum over the window and the linear state."""
     dtype, (B, H, T, D) = v.dtype, q.shape
     w = window
     kw, vw, valid = _with_window(k[:, :, :0], v[:, :, :0], None, initial_state[:3] if initial_state else None, w)
+    has_lin = k_lin is not None
+    klw = _linear_keys(k_lin[:, :, :0] if has_lin else None, v[:, :, :0], None, initial_state, w, kw)
+    k_lin = k_lin if has_lin else k
     ct = kw.dtype
     rep = H // k.shape[1]
-    S, z = initial_state[3:] if initial_state else _zero_linear_state(B, H, fq.shape[-1], v.shape[-1], kw)
+    S, z = initial_state[3:5] if initial_state else _zero_linear_state(B, H, fq.shape[-1], v.shape[-1], kw)
     S, z = S.to(ct), z.to(ct)
     km = key_mask.bool() if key_mask is not None else torch.ones(B, T, dtype=torch.bool, device=q.device)
     f = factor.to(ct)[None, :, None, None]
@@ -175,15 +191,17 @@ def recurrent_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: 
     self_only[-1] = True
     gamma = torch.exp(log_decay.to(ct))[None, :, None] if log_decay is not None else None    # (1, H, 1)
     outs = []
-    for qt, fqt, kt, vt, mt in zip(q.unbind(2), fq.unbind(2), k.unbind(2), v.unbind(2), km.unbind(1)):
+    for qt, fqt, kt, klt, vt, mt in zip(q.unbind(2), fq.unbind(2), k.unbind(2), k_lin.unbind(2), v.unbind(2),
+                                        km.unbind(1)):
         m_old = valid[:, 0].to(ct)[:, None, None, None]                             # the slot that leaves
-        fk_old = k_features(kw[:, :, :1].repeat_interleave(rep, 1)).to(ct) * m_old   # (B, H, 1, F)
+        fk_old = k_features(klw[:, :, :1].repeat_interleave(rep, 1)).to(ct) * m_old  # (B, H, 1, F)
         v_old = vw[:, :, :1].repeat_interleave(rep, 1) * m_old                       # (B, H, 1, D)
         if gamma is not None:
             S, z = S * gamma[..., None], z * gamma
         S = S + fk_old.transpose(-1, -2) @ v_old
         z = z + fk_old[:, :, 0]
         kw = torch.cat([kw[:, :, 1:], kt[:, :, None].to(ct)], 2)
+        klw = torch.cat([klw[:, :, 1:], klt[:, :, None].to(ct)], 2)
         vw = torch.cat([vw[:, :, 1:], vt[:, :, None].to(ct)], 2)
         valid = torch.cat([valid[:, 1:], mt[:, None]], 1)
         s = (qt.to(ct)[:, :, None] @ kw.repeat_interleave(rep, 1).transpose(-1, -2)) * sc   # (B, H, 1, w)
@@ -194,7 +212,8 @@ def recurrent_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: 
         den = a.sum(-1, keepdim=True) + fqt @ z[..., None]
         outs.append(num / den)
     o = torch.cat(outs, 2)
-    return o.to(dtype), ((kw, vw, valid, S, z) if output_final_state else None)
+    extra = (klw,) if has_lin else ()
+    return o.to(dtype), ((kw, vw, valid, S, z) + extra if output_final_state else None)
 
 
 FORMS = {"naive": naive_window_linear, "chunked": chunk_window_linear, "recurrent": recurrent_window_linear}

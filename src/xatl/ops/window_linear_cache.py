@@ -20,7 +20,8 @@ them from the same ``cache_schedule`` (no gradient flows through a decision; giv
 exact and differentiable in all three forms).
 
 Shapes: as ``window_linear``; the cache per query head: keys/values (B, H, size + evict, D), valid (B, H, size + evict).
-State: (k, v, valid (the window), S, z (the linear state), cache_k, cache_v, cache_valid): fixed size.
+State: (k, v, valid (the window), S, z (the linear state), cache_k, cache_v, cache_valid): fixed size; with
+``k_lin`` (the keys psi sees, as in ``window_linear``) also the window's and the cache's linear keys.
 The "extended" sequence of a call is [cache (cap) | window (w) | new tokens (T)] per query head, N = cap + w + T,
 cap = size + evict; the pair leaving the window at step t is extended position cap + t.
 """
@@ -51,9 +52,10 @@ def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return x.gather(2, flat[..., None].expand(-1, -1, -1, E)).reshape(*idx.shape, E)
 
 
-def extended(k, v, key_mask, initial_state, window: int, cap: int, H: int, k_features: KFeatures):
-    """[cache | window | new] per query head: keys, values (B, H, N, D), valid (B, H, N), psi(keys) (B, H, N, F)
-    (zero where not valid), and the window part as ``_with_window`` gives it (K/V heads): (k_all, v_all, valid)."""
+def extended(k, v, key_mask, initial_state, window: int, cap: int, H: int, k_features: KFeatures, k_lin=None):
+    """[cache | window | new] per query head: keys, values (B, H, N, D), valid (B, H, N), psi(linear keys)
+    (B, H, N, F) (zero where not valid), the window part as ``_with_window`` gives it (K/V heads): (k_all, v_all,
+    valid), and the extended linear keys (B, H, N, D) (None without ``k_lin``)."""
     win = _with_window(k, v, key_mask, initial_state[:3] if initial_state else None, window)
     k_all, v_all, valid_all = win
     B, ct, rep = k.shape[0], k_all.dtype, H // k.shape[1]
@@ -65,8 +67,15 @@ def extended(k, v, key_mask, initial_state, window: int, cap: int, H: int, k_fea
     K = torch.cat([ck, k_all.repeat_interleave(rep, 1)], 2)
     V = torch.cat([cv, v_all.repeat_interleave(rep, 1)], 2)
     valid = torch.cat([cvalid, valid_all[:, None].expand(B, H, -1)], 2)
-    fk = k_features(K).to(ct) * valid[..., None].to(ct)
-    return K, V, valid, fk, win
+    KL = None
+    if k_lin is not None:
+        init = (initial_state[8], initial_state[1], initial_state[2]) if initial_state else None
+        kl_all = _with_window(k_lin, v, key_mask, init, window)[0]
+        ckl = initial_state[9].to(ct) if initial_state else torch.zeros_like(ck)
+        KL = torch.cat([ckl, kl_all.repeat_interleave(rep, 1)], 2)
+        win = win + (kl_all,)
+    fk = k_features(K if KL is None else KL).to(ct) * valid[..., None].to(ct)
+    return K, V, valid, fk, win, KL
 
 
 def _linear_state(initial_state, B: int, H: int, Fd: int, Dv: int, like: torch.Tensor):
@@ -131,10 +140,14 @@ def membership(N: int, cap: int, like: torch.Tensor) -> torch.Tensor:
     return torch.where(enter < 0, torch.full_like(enter, -1), enter)
 
 
-def _final_cache(K, V, slots):
+def _final_cache(K, V, slots, KL, win, w: int):
+    """The cache part of the final state, and with linear keys (``KL``) the window's and the cache's linear keys."""
     ok = slots >= 0
     idx = slots.clamp(min=0)
-    return _gather(K, idx) * ok[..., None], _gather(V, idx) * ok[..., None], ok
+    out = (_gather(K, idx) * ok[..., None], _gather(V, idx) * ok[..., None], ok)
+    if KL is not None:
+        out = out + (win[3][:, :, -w:], _gather(KL, idx) * ok[..., None])
+    return out
 
 
 def _log_gamma(log_decay, H: int, like: torch.Tensor) -> torch.Tensor:
@@ -142,23 +155,23 @@ def _log_gamma(log_decay, H: int, like: torch.Tensor) -> torch.Tensor:
     return (log_decay if log_decay is not None else like.new_zeros(H)).to(like.dtype)
 
 
-def _final_state(K, V, fk, win, estep, slots, S0, z0, g, T: int, w: int):
+def _final_state(K, V, fk, win, estep, slots, S0, z0, g, T: int, w: int, KL=None):
     """The state after the call: window, linear state (every pair evicted in the call, decayed from its step), cache."""
     done = (estep < T).to(K.dtype) * torch.exp(g[None, :, None] * (T - 1 - estep.clamp(max=T - 1)).to(K.dtype))
     fkd = fk * done[..., None]
     over_all = torch.exp(g * T)                                                       # (H,)
-    k_all, v_all, valid_all = win
+    k_all, v_all, valid_all = win[:3]
     return (k_all[:, :, -w:], v_all[:, :, -w:], valid_all[:, -w:], S0 * over_all[:, None, None] + fkd.transpose(-1, -2) @ V,
-            z0 * over_all[:, None] + fkd.sum(2), *_final_cache(K, V, slots))
+            z0 * over_all[:, None] + fkd.sum(2), *_final_cache(K, V, slots, KL, win, w))
 
 
 def naive_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int, evict: int = 1,
                               scale: float | None = None, key_mask=None, initial_state=None,
-                              output_final_state: bool = False, log_decay=None):
+                              output_final_state: bool = False, log_decay=None, k_lin=None):
     """Reference: (T, N) masks of the window, the cache and the linear state, from the schedule."""
     dtype, (B, H, T, D) = v.dtype, q.shape
     w, cap = window, size + evict
-    K, V, valid, fk, win = extended(k, v, key_mask, initial_state, w, cap, H, k_features)
+    K, V, valid, fk, win, KL = extended(k, v, key_mask, initial_state, w, cap, H, k_features, k_lin)
     ct, N = K.dtype, K.shape[2]
     S0, z0 = _linear_state(initial_state, B, H, fq.shape[-1], v.shape[-1], K)
     estep, slots = cache_schedule(fk, V, valid, S0, z0, log_decay, size, evict, T)
@@ -178,7 +191,7 @@ def naive_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window
     from_state = torch.exp(g[None, :, None, None] * (t + 1).to(ct))                  # (1, H, T, 1)
     num = (a + b) @ V + (fq.to(ct) @ S0) * from_state
     den = (a + b).sum(-1, keepdim=True) + (fq.to(ct) @ z0[..., None]) * from_state
-    final = _final_state(K, V, fk, win, estep, slots, S0, z0, g, T, w) if output_final_state else None
+    final = _final_state(K, V, fk, win, estep, slots, S0, z0, g, T, w, KL) if output_final_state else None
     return (num / den).to(dtype), final
 
 
@@ -191,13 +204,13 @@ def _select(mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def chunk_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int, evict: int = 1,
                               scale: float | None = None, key_mask=None, initial_state=None,
-                              output_final_state: bool = False, chunk_size: int = 64, log_decay=None):
+                              output_final_state: bool = False, chunk_size: int = 64, log_decay=None, k_lin=None):
     """Chunked: per query chunk of C, the (w + C - 1)-key window strip, the at most size + evict + C pairs that can
     be cached during it, and for the linear part the state at the chunk's start plus the at most C + evict pairs
     evicted during it."""
     dtype, (B, H, T, D) = v.dtype, q.shape
     C, w, cap = chunk_size, window, size + evict
-    K, V, valid, fk, win = extended(k, v, key_mask, initial_state, w, cap, H, k_features)
+    K, V, valid, fk, win, KL = extended(k, v, key_mask, initial_state, w, cap, H, k_features, k_lin)
     ct, N, Dv = K.dtype, K.shape[2], v.shape[-1]
     S0, z0 = _linear_state(initial_state, B, H, fq.shape[-1], Dv, K)
     estep, slots = cache_schedule(fk, V, valid, S0, z0, log_decay, size, evict, T)
@@ -245,18 +258,18 @@ def chunk_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window
     states, end = scan_chunk_states(U, (gh * C).expand(B, H, n, 1), S0_aug)
     inter = (fqc * torch.exp(gh[..., None] * (i + 1).to(ct))) @ states                  # decayed from chunk start
     o = sm.reshape(B, H, n * C, Dv + 1)[:, :, :T] + (intra + inter).reshape(B, H, n * C, Dv + 1)[:, :, :T]
-    final = _final_state(K, V, fk, win, estep, slots, S0, z0, g, T, w) if output_final_state else None
+    final = _final_state(K, V, fk, win, estep, slots, S0, z0, g, T, w, KL) if output_final_state else None
     return (o[..., :Dv] / o[..., Dv:]).to(dtype), final
 
 
 def recurrent_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int,
                                   evict: int = 1, scale: float | None = None, key_mask=None, initial_state=None,
-                                  output_final_state: bool = False, log_decay=None):
+                                  output_final_state: bool = False, log_decay=None, k_lin=None):
     """Token by token (decoding): decay the linear state, add the pairs evicted at this step, then one normalised
     sum over the window, the cache (pairs that have left the window and are not evicted) and the linear state."""
     dtype, (B, H, T, D) = v.dtype, q.shape
     w, cap = window, size + evict
-    K, V, valid, fk, win = extended(k, v, key_mask, initial_state, w, cap, H, k_features)
+    K, V, valid, fk, win, KL = extended(k, v, key_mask, initial_state, w, cap, H, k_features, k_lin)
     ct, N = K.dtype, K.shape[2]
     S, z = _linear_state(initial_state, B, H, fq.shape[-1], v.shape[-1], K)
     estep, slots = cache_schedule(fk, V, valid, S, z, log_decay, size, evict, T)
@@ -279,8 +292,8 @@ def recurrent_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, wi
         outs.append((a @ V + fqt @ S) / (a.sum(-1, keepdim=True) + fqt @ z[..., None]))
     final = None
     if output_final_state:
-        k_all, v_all, valid_all = win
-        final = (k_all[:, :, -w:], v_all[:, :, -w:], valid_all[:, -w:], S, z, *_final_cache(K, V, slots))
+        k_all, v_all, valid_all = win[:3]
+        final = (k_all[:, :, -w:], v_all[:, :, -w:], valid_all[:, -w:], S, z, *_final_cache(K, V, slots, KL, win, w))
     return torch.cat(outs, 2).to(dtype), final
 
 
