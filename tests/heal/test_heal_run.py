@@ -108,7 +108,11 @@ def test_cli_flags_come_from_the_config(capsys):
                                             "--attention-layers", "0,5", "--copied-lr", "none"])
     cfg = config_from_args(args)
     default = HealConfig(donor="d", out_dir="o")
-    assert cfg.mixer_options == {"window": 32} and cfg.attention_layers == [0, 5] and cfg.copied_lr is None
+    assert cfg.mixer_options == {"window": 32, "decay_span": 256, "linear_rope": False}   # + heal's long-context ones
+    assert cfg.attention_layers == [0, 5] and cfg.copied_lr is None
+    plain = config_from_args(build_parser("heal").parse_args(["heal", "--donor", "d", "--out", "o", "--mixer-option",
+                                                              "decay_span=0", "--mixer-option", "linear_rope=true"]))
+    assert plain.mixer_options == {"decay_span": 0, "linear_rope": True}                  # LoLCATs as published
     assert (cfg.budget, cfg.lr, cfg.kd_weight, cfg.block_size) == (default.budget, default.lr, default.kd_weight,
                                                                    default.block_size)
     assert main(["heal", "--donor", "d", "--out", "o", "--budget", "soon"]) == 2

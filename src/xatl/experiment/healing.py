@@ -26,11 +26,15 @@ def heal_config(recipe, run, donor: str, out_dir: str | Path):
     from ..heal import HealConfig
 
     spec, t, d = run.spec, recipe.train, recipe.data
-    return HealConfig(donor=donor, out_dir=str(out_dir), mixer=run.mixer, attention_layers=list(spec.attention_layers),
-                      mixer_options=dict(spec.mixer_options), budget=f"{t.max_steps}steps", data=list(d.sources),
-                      block_size=d.block_size, max_documents=d.max_documents, micro_batch_size=t.micro_batch_size,
-                      grad_accum=t.grad_accum, eval_every=t.eval_every, eval_batches=t.eval_batches, eval_documents=0,
-                      seed=run.seed, **(spec.heal or {}))
+    cfg = HealConfig(donor=donor, out_dir=str(out_dir), mixer=run.mixer, attention_layers=list(spec.attention_layers),
+                     mixer_options=dict(spec.mixer_options), budget=f"{t.max_steps}steps", data=list(d.sources),
+                     block_size=d.block_size, max_documents=d.max_documents, micro_batch_size=t.micro_batch_size,
+                     grad_accum=t.grad_accum, eval_every=t.eval_every, eval_batches=t.eval_batches, eval_documents=0,
+                     seed=run.seed, **(spec.heal or {}))
+    # a recipe states its students' architecture, and its baselines share it: heal's own long-context defaults
+    # (LONG_CONTEXT_OPTIONS) are not added here; a recipe sets them itself (the default recipe does)
+    cfg.mixer_options = dict(spec.mixer_options)
+    return cfg
 
 
 def check_heal_spec(spec) -> tuple[str, str] | None:

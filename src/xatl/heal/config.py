@@ -15,6 +15,10 @@ from ..utils.settings import check_ranges, setting
 from .budget import Budget
 
 STAGE2 = ("lora", "unfreeze", "frozen")
+LONG_CONTEXT_OPTIONS = {"lolcats": {"decay_span": 256, "linear_rope": False}}
+"""Mixer options heal adds unless they are set: xatl's long-context variant of the mixer (for lolcats a decayed,
+position-free linear part; docs/heal.md#long-context). ``--mixer-option decay_span=0 --mixer-option
+linear_rope=true`` gives LoLCATs as published."""
 
 
 def _f(default, help: str, **kw):
@@ -38,15 +42,18 @@ class HealConfig:
                                       "or auto:K: the K layers that most lower the donor-student KL on long retrieval "
                                       "probes when switched back to softmax, measured after a short attention "
                                       "transfer (xatl.heal.select)")
-    mixer_options: dict = _f({}, "options of the mixer as KEY=VALUE, e.g. window=64")
+    mixer_options: dict = _f({}, "options of the mixer as KEY=VALUE, e.g. window=64; for lolcats heal adds "
+                             "decay_span=256 and linear_rope=false unless set (the long-context variant)")
     budget: str = _f("15m", "how much healing: wall-clock (15m, 90s, 1h), optimizer steps (400steps) or tokens "
                      "(1.5Mtok)")
     align_fraction: float = _f(0.5, "share of the budget spent on stage 1 (attention transfer), in [0, 1)", min=0, below=1)
     data: list = _f(["default"], "training corpora (wiki, sotu, pydoc, default) or files")
-    block_size: int = _f(256, "tokens per training block", min=2, whole=True)
+    block_size: int = _f(1024, "tokens per training block (long blocks: the students run on long inputs)", min=2,
+                         whole=True)
     max_documents: int | None = _f(None, "use only the first N documents of each source")
-    micro_batch_size: int = _f(4, "blocks per forward/backward pass", min=1, whole=True)
-    grad_accum: int = _f(1, "micro-batches per optimizer step", min=1, whole=True)
+    micro_batch_size: int = _f(1, "blocks per forward/backward pass (4 x 1024 tokens of stage 2 need ~24 GB)", min=1,
+                               whole=True)
+    grad_accum: int = _f(4, "micro-batches per optimizer step", min=1, whole=True)
     align_lr: float = _f(1e-2, "peak learning rate of stage 1 (the new mixer parameters)", above=0)
     lr: float = _f(1e-3, "peak learning rate of stage 2 for the new (non-copied) parameters", above=0)
     copied_lr: float | None = _f(None, "peak learning rate of stage 2 for the LoRA adapters / unfrozen copied "
@@ -78,6 +85,7 @@ class HealConfig:
                 raise ConfigError(f"attention_layers must be layer indices (0,10,20) or auto:K, got "
                                   f"{self.attention_layers!r}") from None
         self.data = [str(s) for s in ([self.data] if isinstance(self.data, str) else self.data)]
+        self.mixer_options = {**LONG_CONTEXT_OPTIONS.get(self.mixer, {}), **dict(self.mixer_options or {})}
         self.validate()
 
     def validate(self) -> None:
