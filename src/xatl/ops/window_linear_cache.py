@@ -165,17 +165,26 @@ def _final_state(K, V, fk, win, estep, slots, S0, z0, g, T: int, w: int, KL=None
             z0 * over_all[:, None] + fkd.sum(2), *_final_cache(K, V, slots, KL, win, w))
 
 
+def _prepare(q, k, v, fq, k_features, w: int, size: int, evict: int, key_mask, initial_state, log_decay, k_lin):
+    """What every form starts from: the extended sequence, the linear state before the call, the schedule and the
+    step each extended position leaves the window: (K, V, valid, fk, win, KL, S0, z0, estep, slots, enter)."""
+    B, H = q.shape[:2]
+    cap = size + evict
+    K, V, valid, fk, win, KL = extended(k, v, key_mask, initial_state, w, cap, H, k_features, k_lin)
+    S0, z0 = _linear_state(initial_state, B, H, fq.shape[-1], v.shape[-1], K)
+    estep, slots = cache_schedule(fk, V, valid, S0, z0, log_decay, size, evict, q.shape[2])
+    return K, V, valid, fk, win, KL, S0, z0, estep, slots, membership(K.shape[2], cap, K)
+
+
 def naive_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int, evict: int = 1,
                               scale: float | None = None, key_mask=None, initial_state=None,
                               output_final_state: bool = False, log_decay=None, k_lin=None):
     """Reference: (T, N) masks of the window, the cache and the linear state, from the schedule."""
-    dtype, (B, H, T, D) = v.dtype, q.shape
+    dtype, (_, H, T, D) = v.dtype, q.shape
     w, cap = window, size + evict
-    K, V, valid, fk, win, KL = extended(k, v, key_mask, initial_state, w, cap, H, k_features, k_lin)
+    K, V, valid, fk, win, KL, S0, z0, estep, slots, enter = _prepare(q, k, v, fq, k_features, w, size, evict, key_mask,
+                                                                   initial_state, log_decay, k_lin)
     ct, N = K.dtype, K.shape[2]
-    S0, z0 = _linear_state(initial_state, B, H, fq.shape[-1], v.shape[-1], K)
-    estep, slots = cache_schedule(fk, V, valid, S0, z0, log_decay, size, evict, T)
-    enter = membership(N, cap, K)
     t = torch.arange(T, device=q.device)[:, None]
     x = torch.arange(N, device=q.device)[None, :]
     vis = valid[:, :, None, :]
@@ -210,11 +219,9 @@ def chunk_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window
     evicted during it."""
     dtype, (B, H, T, D) = v.dtype, q.shape
     C, w, cap = chunk_size, window, size + evict
-    K, V, valid, fk, win, KL = extended(k, v, key_mask, initial_state, w, cap, H, k_features, k_lin)
-    ct, N, Dv = K.dtype, K.shape[2], v.shape[-1]
-    S0, z0 = _linear_state(initial_state, B, H, fq.shape[-1], Dv, K)
-    estep, slots = cache_schedule(fk, V, valid, S0, z0, log_decay, size, evict, T)
-    enter = membership(N, cap, K)
+    K, V, valid, fk, win, KL, S0, z0, estep, slots, enter = _prepare(q, k, v, fq, k_features, w, size, evict, key_mask,
+                                                                   initial_state, log_decay, k_lin)
+    ct, Dv = K.dtype, v.shape[-1]
     n, sc = -(-T // C), _scale(scale, D)
     pad = n * C - T
     qc = F.pad(q.to(ct), (0, 0, 0, pad)).view(B, H, n, C, D)
@@ -267,13 +274,11 @@ def recurrent_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, wi
                                   output_final_state: bool = False, log_decay=None, k_lin=None):
     """Token by token (decoding): decay the linear state, add the pairs evicted at this step, then one normalised
     sum over the window, the cache (pairs that have left the window and are not evicted) and the linear state."""
-    dtype, (B, H, T, D) = v.dtype, q.shape
+    dtype, (_, H, T, D) = v.dtype, q.shape
     w, cap = window, size + evict
-    K, V, valid, fk, win, KL = extended(k, v, key_mask, initial_state, w, cap, H, k_features, k_lin)
+    K, V, valid, fk, win, KL, S, z, estep, slots, enter = _prepare(q, k, v, fq, k_features, w, size, evict, key_mask,
+                                                                 initial_state, log_decay, k_lin)
     ct, N = K.dtype, K.shape[2]
-    S, z = _linear_state(initial_state, B, H, fq.shape[-1], v.shape[-1], K)
-    estep, slots = cache_schedule(fk, V, valid, S, z, log_decay, size, evict, T)
-    enter = membership(N, cap, K)
     g = _log_gamma(log_decay, H, K)
     gamma = torch.exp(g)[None, :]                                                     # (1, H)
     f, sc = factor.to(ct)[None, :, None, None], _scale(scale, D)
