@@ -145,15 +145,15 @@ def evaluate_path(path: str | os.PathLike, tasks=None, *, donor: str | os.PathLi
     where = str(resolve_model(path))                               # a missing model fails before anything loads
     donor_where = str(resolve_model(donor)) if donor is not None else None
     kwargs["suite"] = check_suite(tasks, kwargs.get("suite"))    # a missing benchmark file fails before loading
+    if donor is not None and mixer_options:      # a bad override is refused before the donor is scored
+        from .loading import with_mixer_options
+
+        with_mixer_options(resolve_model(path), mixer_options)
     if donor is not None:          # the donor first, so that only one model is in memory at a time
         donor_model, donor_tok = load_model(donor, device=device, dtype=dtype)
         kwargs["donor_results"] = evaluate(donor_model, donor_tok, tasks, model_path=donor_where,
                                            **{k: v for k, v in kwargs.items() if k != "donor_results"})
         del donor_model
-    if mixer_options:
-        from .loading import with_mixer_options
-
-        with_mixer_options(resolve_model(path), mixer_options)     # refused before the donor is scored
     model, tokenizer = load_model(path, device=device, dtype=dtype, mixer_options=mixer_options)
     return evaluate(model, tokenizer, tasks, model_path=where, **kwargs)
 

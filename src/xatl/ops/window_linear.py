@@ -61,10 +61,15 @@ def _scale(scale: float | None, D: int) -> float:
     return scale if scale is not None else D**-0.5
 
 
+def _log_gamma(log_decay, H: int, like: torch.Tensor) -> torch.Tensor:
+    """log(gamma) (H,) in ``like``'s dtype (zeros without decay)."""
+    return (log_decay if log_decay is not None else like.new_zeros(H)).to(like.dtype)
+
+
 def _decay_weights(log_decay, T: int, like: torch.Tensor):
     """(gamma^(t - j) for the (T, w + T) extended matrix's lower part, gamma^(t + 1) per query, gamma^(T - 1 - j)
     per linear input, gamma^T): the decay factors of the naive form (all ones where ``log_decay`` is None)."""
-    g = (log_decay if log_decay is not None else like.new_zeros(like.shape[1])).to(like.dtype)[:, None]   # (H, 1)
+    g = _log_gamma(log_decay, like.shape[1], like)[:, None]                          # (H, 1)
     pos = torch.arange(T, device=like.device, dtype=like.dtype)
     diff = (pos[:, None] - pos[None, :]).clamp(min=0)                               # (T, T): t - j for j < T
     pair = torch.exp(g[..., None] * diff)                                          # (H, T, T)

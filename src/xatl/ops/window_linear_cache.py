@@ -35,14 +35,11 @@ import torch.nn.functional as F
 
 from .sliding_window import _with_window
 from .utils import scan_chunk_states
+from .window_linear import _log_gamma, _scale
 
 KFeatures = Callable[[torch.Tensor], torch.Tensor]
 NEVER = 1 << 40
 """Eviction step of a pair still outside the linear state at the end of the call."""
-
-
-def _scale(scale: float | None, D: int) -> float:
-    return scale if scale is not None else D**-0.5
 
 
 def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -148,11 +145,6 @@ def _final_cache(K, V, slots, KL, win, w: int):
     if KL is not None:
         out = out + (win[3][:, :, -w:], _gather(KL, idx) * ok[..., None])
     return out
-
-
-def _log_gamma(log_decay, H: int, like: torch.Tensor) -> torch.Tensor:
-    """log(gamma) (H,) in the accumulation dtype (zeros without decay)."""
-    return (log_decay if log_decay is not None else like.new_zeros(H)).to(like.dtype)
 
 
 def _final_state(K, V, fk, win, estep, slots, S0, z0, g, T: int, w: int, KL=None):
