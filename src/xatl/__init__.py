@@ -7,14 +7,14 @@
 
 ``import xatl`` registers the student with transformers' Auto classes (``AutoModelForCausalLM.from_pretrained``
 then loads any student directory), as Hugging Face model packages do. The command line starts without torch
-(``xatl --help`` in 0.1 s): its launcher, ``xatl_cli``, sets ``XATL_LAZY_IMPORT=1``, which skips the eager imports
-and leaves the public names to resolve on first use; every xatl code path that loads a student imports
-:mod:`xatl.models` (the registration) itself.
+(``xatl --help`` in 0.1 s): its launcher, ``xatl_cli``, sets its ``LAZY_IMPORT`` mark before the package loads, which
+skips the eager imports and leaves the public names to resolve on first use; every xatl code path that loads a
+student imports :mod:`xatl.models` (the registration) itself. The mark lives in the launcher's module, not in the
+environment, so nothing a user sets changes what a plain ``import xatl`` registers.
 """
 
 from __future__ import annotations
 
-import os as _os
 import sys as _sys
 
 from .utils.lazy import lazy_exports as _lazy_exports
@@ -37,7 +37,7 @@ __all__ = ["__version__", *_EXPORTS]
 
 __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 
-if not _os.environ.get("XATL_LAZY_IMPORT"):
+if not getattr(_sys.modules.get("xatl_cli"), "LAZY_IMPORT", False):
     # eager, as before: registers the student with the Auto classes (xatl.models comes first), and binds
     # ``xatl.transfer`` to the function, not the subpackage of the same name
     for _name in _EXPORTS:

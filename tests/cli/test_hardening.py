@@ -3,6 +3,7 @@ and nothing half-written or removed (the hardening issue)."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -98,3 +99,110 @@ def test_an_os_error_is_one_line(donor_dir, tmp_path, capsys, monkeypatch):
     code, err = run_cli(capsys, "convert", "--donor", donor_dir, "--mixer", "retention", "--out", tmp_path / "s")
     assert code == 1 and len(err) == 1
     assert err[0].startswith("xatl convert: error: No space left on device: ") and "free disk space" in err[0]
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"ACCELERATE_USE_DEEPSPEED": "true"}, "accelerate is configured for DeepSpeed (ACCELERATE_USE_DEEPSPEED=true); "
+     "xatl train runs single-process, DDP or FSDP2 (accelerate launch --multi_gpu, --use_fsdp --fsdp_version 2"),
+    ({"ACCELERATE_USE_FSDP": "true"}, "accelerate is configured for FSDP version 1 (ACCELERATE_USE_FSDP is set and "
+     "FSDP_VERSION is unset); xatl train shards with FSDP2 only"),
+    ({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "1"}, "FSDP version 1"),
+    ({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2"}, "sharding='fsdp' needs several processes"),
+])
+def test_accelerate_engines_in_the_environment(donor_dir, tmp_path, capsys, monkeypatch, env, message):
+    """Checked before the Accelerator exists: DeepSpeed was an ImportError traceback, and FSDP asked for by the
+    environment (accelerate ignores it under torchrun on CPUs) trained DDP."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    data = tmp_path / "text.txt"
+    data.write_text("some text to train on. " * 200)
+    code, err = run_cli(capsys, "train", "--model", donor_dir, "--data", data, "--out", tmp_path / "run",
+                        "--freeze", "none", "--no-progress")
+    assert code == 2 and len(err) == 1 and err[0].startswith("xatl train: error: ") and message in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_fsdp2_in_the_environment_shards_under_torchrun(monkeypatch):
+    """Under torchrun on CPUs accelerate reports MULTI_CPU even with ACCELERATE_USE_FSDP: xatl shards (FSDP2)."""
+    from types import SimpleNamespace
+
+    import accelerate
+    from accelerate.utils import DistributedType
+
+    from xatl.train import setup
+
+    fake = SimpleNamespace(distributed_type=DistributedType.MULTI_CPU)
+    monkeypatch.setattr(accelerate, "Accelerator", lambda **kw: fake)
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("FSDP_VERSION", "2")
+    assert setup.make_accelerator() == (fake, True)
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    assert setup.make_accelerator() == (fake, False)
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--temperature", "nan", "temperature (--temperature) must be a finite number, got nan; e.g. --temperature 0.7"),
+    ("--temperature", "inf", "temperature (--temperature) must be a finite number, got inf"),
+    ("--temperature", "-inf", "temperature (--temperature) must be a finite number, got -inf"),
+    ("--top-p", "nan", "top_p (--top-p) must be a finite number, got nan"),
+])
+def test_non_finite_sampling_settings(student_dir, capsys, flag, value, message):
+    code, err = run_cli(capsys, "generate", "--model", student_dir, "--prompt", "hi", f"{flag}={value}")
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"xatl generate: error: {message}")
+    assert capsys.readouterr().out == ""                 # nothing generated
+
+
+def _stdin(data: bytes, errors: str = "surrogateescape"):
+    """stdin as Python makes it (under the C locale or UTF-8 mode: undecodable bytes become lone surrogates)."""
+    import io
+
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors=errors)
+
+
+NOT_UTF8 = "is not UTF-8 text (byte 3: b'\\xe9'); pass UTF-8 text (convert it with iconv -t UTF-8)"
+
+
+@pytest.mark.parametrize("stream", ["surrogateescape", "strict", "text only"])
+def test_a_prompt_on_stdin_that_is_not_utf8(student_dir, capsys, monkeypatch, stream):
+    import io
+
+    raw = b"caf\xe9 au lait"
+    text = io.StringIO(raw.decode("utf-8", "surrogateescape"))
+    monkeypatch.setattr(sys, "stdin", text if stream == "text only" else _stdin(raw, stream))
+    code, err = run_cli(capsys, "generate", "--model", student_dir)
+    assert code == 2 and err == [f"xatl generate: error: the prompt on stdin {NOT_UTF8}"]
+    assert capsys.readouterr().out == ""
+
+
+def test_a_prompt_argument_that_is_not_utf8(student_dir, capsys):
+    prompt = os.fsdecode(b"caf\xe9")                      # what Python makes of such a byte in argv
+    code, err = run_cli(capsys, "generate", "--model", student_dir, "--prompt", prompt)
+    assert code == 2 and err == [f"xatl generate: error: --prompt {NOT_UTF8}"]
+    code, err = run_cli(capsys, "chat", "--model", student_dir, "--system", prompt)
+    assert code == 2 and err == [f"xatl chat: error: --system {NOT_UTF8}"]
+
+
+@pytest.mark.parametrize("errors", ["surrogateescape", "strict"])
+def test_a_chat_message_that_is_not_utf8(student_dir, capsys, monkeypatch, errors):
+    monkeypatch.setattr(sys, "stdin", _stdin(b"Hello\ncaf\xe9\nnever read\n", errors))
+    code, err = run_cli(capsys, "chat", "--model", student_dir, "--max-new-tokens", "3", "--device", "cpu")
+    where = "byte 3: " if errors == "surrogateescape" else "byte "
+    assert code == 2 and err[-1] == ("xatl chat: error: a message on stdin is not UTF-8 text "
+                                     f"({where}b'\\xe9'); pass UTF-8 text (convert it with iconv -t UTF-8)")
+    assert [line for line in err if "error" in line] == err[-1:]
+
+
+def test_a_full_disk_seen_by_safetensors_is_one_line(donor_dir, tmp_path, capsys, monkeypatch):
+    """safetensors wraps the OS error of a failed write in its own type, which is not an OSError."""
+    from safetensors import SafetensorError
+
+    def full_disk(*a, **k):
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space '
+                              'left on device" })')
+
+    monkeypatch.setattr("transformers.modeling_utils.safe_save_file", full_disk)
+    out = tmp_path / "s"
+    code, err = run_cli(capsys, "convert", "--donor", donor_dir, "--mixer", "retention", "--out", out)
+    assert code == 1 and err == ["xatl convert: error: writing weights failed: No space left on device; free disk "
+                                 "space or choose another --out and check the path's permissions"]
+    assert not out.exists() and list(tmp_path.iterdir()) == []          # no half-written student, no temp dir

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .types import not_utf8, utf8_text
+
 HELP = "chat with a model interactively (its chat template if it has one, else a User:/Assistant: transcript)"
 DESCRIPTION = """Talk to the model turn by turn; answers are streamed as they are decoded.
 
@@ -39,8 +41,9 @@ def _run(args: argparse.Namespace) -> int:
         raise GenerationError("stdin is closed, and xatl chat reads your messages from it; run it in a terminal "
                               "or pipe the messages in (printf 'Hi\\n' | xatl chat --model ...)")
     settings = DecodingSettings.from_args(args)
+    system = utf8_text(args.system, "--system") if args.system is not None else None
     model, tokenizer = load_model(args.model, device=args.device, dtype=getattr(torch, args.dtype))
-    session = ChatSession(model, tokenizer, settings, system=args.system)
+    session = ChatSession(model, tokenizer, settings, system=system)
     fmt = "chat template" if session.uses_template else "plain User:/Assistant: format"
     print(f"[chatting with {args.model} ({fmt}); /reset starts over, /quit leaves]", file=sys.stderr)
     interactive = sys.stdin.isatty()
@@ -49,7 +52,9 @@ def _run(args: argparse.Namespace) -> int:
             line = input("you> " if interactive else "")
         except EOFError:
             break
-        text = line.strip()
+        except UnicodeDecodeError as e:     # stdin decodes strictly (a UTF-8 locale): e.start counts from a chunk
+            raise not_utf8("a message on stdin", e.object[e.start:e.start + 1]) from None
+        text = utf8_text(line, "a message on stdin").strip()
         if not text:
             continue
         if text in ("/quit", "/exit"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .types import PACK_HELP
+from .types import PACK_HELP, read_stdin, utf8_text
 
 HELP = "generate text from a prompt, streaming it to the terminal (constant memory for LCI students)"
 DESCRIPTION = """Continue --prompt with the model and stream the new text to stdout as it is decoded.
@@ -42,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..generation.text import generate_text
 
     settings = DecodingSettings.from_args(args)
-    prompt = args.prompt if args.prompt is not None else sys.stdin.read()
+    prompt = utf8_text(args.prompt, "--prompt") if args.prompt is not None else read_stdin()
     if not prompt:
         raise GenerationError("the prompt is empty; pass some text with --prompt (or on stdin)")
     if args.quiet:

@@ -4,6 +4,7 @@ where its command-line flags are declared, one translation into ``generate()`` k
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass, field, fields
 
 from ..errors import GenerationError
@@ -32,6 +33,11 @@ class DecodingSettings:
         """Raise GenerationError naming the bad value and the fix."""
         if self.max_new_tokens < 1:
             raise GenerationError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        for f in fields(self):          # nan compares false with every bound below, inf passes the lower ones
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                flag = "--" + f.name.replace("_", "-")
+                raise GenerationError(f"{f.name} ({flag}) must be a finite number, got {value}; e.g. {flag} 0.7")
         if self.temperature < 0:
             raise GenerationError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
         if self.top_k is not None and self.top_k < 1:

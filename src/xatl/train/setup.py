@@ -24,15 +24,50 @@ RUN_OUTPUTS = (CHECKPOINTS, METRICS_FILE, "final", "summary.json", "tensorboard"
 
 
 # ---------------------------------------------------------------------------------------------- processes
+ENGINES_HELP = ("xatl train runs single-process, DDP or FSDP2 (accelerate launch --multi_gpu, --use_fsdp --fsdp_version "
+                "2, or --sharding fsdp under torchrun); see docs/training.md")
+"""The fix named by every refusal of an accelerate engine."""
+
+
+def _fsdp1_refusal(version) -> TrainingError:
+    return TrainingError(f"accelerate is configured for FSDP version {version}; xatl train shards with FSDP2 only "
+                         "(--fsdp_version 2, or --sharding fsdp under torchrun); see docs/training.md")
+
+
+def _env_flag(name: str) -> bool:
+    """Whether the environment turns ``name`` on (accelerate's truth values: true, 1, yes, y, on, t)."""
+    return os.environ.get(name, "").strip().lower() in ("true", "1", "yes", "y", "on", "t")
+
+
+def refuse_engines_from_env() -> bool:
+    """Check what ``accelerate launch`` (or a user) put in the environment, before an ``Accelerator`` exists: creating
+    one for DeepSpeed or Megatron-LM fails with an ImportError where they are not installed, and under torchrun on
+    CPUs accelerate ignores ``ACCELERATE_USE_FSDP`` (the run would be DDP). -> whether FSDP2 is asked for
+    (``ACCELERATE_USE_FSDP`` with ``FSDP_VERSION=2``); TrainingError for DeepSpeed, Megatron-LM and FSDP1 (also
+    ``FSDP_VERSION`` unset: accelerate's default is 1)."""
+    for name, engine in (("ACCELERATE_USE_DEEPSPEED", "DeepSpeed"), ("ACCELERATE_USE_MEGATRON_LM", "Megatron-LM")):
+        if _env_flag(name):
+            raise TrainingError(f"accelerate is configured for {engine} ({name}={os.environ[name]}); {ENGINES_HELP}")
+    if not _env_flag("ACCELERATE_USE_FSDP"):
+        return False
+    version = os.environ.get("FSDP_VERSION", "").strip()
+    if version != "2":
+        raise _fsdp1_refusal(f"{version or 1} (ACCELERATE_USE_FSDP is set and FSDP_VERSION is "
+                             f"{repr(version) if version else 'unset'})")
+    return True
+
+
 def make_accelerator():
     """(the accelerate ``Accelerator`` of this process, whether accelerate was configured for FSDP2).
 
     Single process, DDP processes, or FSDP2 (``accelerate launch --use_fsdp --fsdp_version 2``: xatl then shards
-    the model itself, see ``xatl.train.sharding``). FSDP1, DeepSpeed and XLA are refused: they flatten
+    the model itself, see ``xatl.train.sharding``). FSDP1, DeepSpeed and XLA are refused, by the environment before
+    the Accelerator is made (:func:`refuse_engines_from_env`) and by its distributed type after: they flatten
     parameters when they wrap them, and the freeze schedule changes the trainable set mid-run."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedType
 
+    fsdp2 = refuse_engines_from_env()
     # without CUDA, run on CPU: processes started by torchrun (`accelerate launch --multi_gpu` on a CPU machine)
     # then form a gloo process group instead of each believing it runs alone
     acc = Accelerator(cpu=not torch.cuda.is_available())
@@ -40,14 +75,11 @@ def make_accelerator():
     if kind == DistributedType.FSDP:
         version = getattr(acc.state.fsdp_plugin, "fsdp_version", 1)
         if version != 2:
-            raise TrainingError(f"accelerate is configured for FSDP version {version}; xatl train shards with FSDP2 "
-                                "only (--fsdp_version 2, or --sharding fsdp under torchrun); see docs/training.md")
+            raise _fsdp1_refusal(version)
         return acc, True
     if kind != DistributedType.NO and not str(kind.value).startswith("MULTI_"):
-        raise TrainingError(f"accelerate is configured for {kind.value}; xatl train runs single-process, DDP or "
-                            "FSDP2 (accelerate launch --multi_gpu, --use_fsdp --fsdp_version 2, or --sharding fsdp); "
-                            "see docs/training.md")
-    return acc, False
+        raise TrainingError(f"accelerate is configured for {kind.value}; {ENGINES_HELP}")
+    return acc, fsdp2
 
 
 @contextlib.contextmanager

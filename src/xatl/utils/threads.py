@@ -9,6 +9,9 @@ policies are within noise (499 and 467). So ``import xatl``:
 
 * sets ``OMP_WAIT_POLICY=PASSIVE`` (idle workers sleep) when torch is not imported yet and the user did not set it;
 * and the ``xatl`` commands take ``--threads N`` (or ``$XATL_THREADS``), else torch's default (one per core).
+
+A thread count above the machine's logical CPUs (``os.cpu_count()``) is refused: it only adds contention, and
+OpenMP's thread pool crashes the process (a segfault) at counts like 99999.
 """
 
 from __future__ import annotations
@@ -23,8 +26,14 @@ def prepare_openmp() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def max_threads() -> int | None:
+    """The most threads xatl accepts: the machine's logical CPUs (None where Python cannot tell)."""
+    return os.cpu_count()
+
+
 def parse_threads(value) -> int | None:
-    """``None``/``""``/``auto`` -> None (torch's default); a whole number >= 1 -> it; else ValueError with the fix."""
+    """``None``/``""``/``auto`` -> None (torch's default); a whole number from 1 to :func:`max_threads` -> it; else
+    ValueError with the fix."""
     if value is None or str(value).strip().lower() in ("", "auto"):
         return None
     try:
@@ -33,6 +42,10 @@ def parse_threads(value) -> int | None:
         n = 0
     if n < 1:
         raise ValueError(f"threads must be a whole number >= 1 or 'auto', got {value!r}")
+    limit = max_threads()
+    if limit is not None and n > limit:
+        raise ValueError(f"threads must be at most {limit}, the logical CPUs of this machine, got {n}; pass "
+                         f"{limit} or fewer, or 'auto'")
     return n
 
 
