@@ -180,3 +180,21 @@ def test_layers_kept_in_float_save_and_load(donor, tmp_path):
     with pytest.raises(ConfigError, match="nothing left to quantise"):
         quantize_student(student(donor), "int8", keep_float=["q_proj", "k_proj", "v_proj", "o_proj", "g_proj",
                                                             "gate_proj", "up_proj", "down_proj", "lm_head"])
+
+
+def test_a_quantised_student_is_never_quantised_again(donor):
+    for first in ("bf16", "int8"):
+        q = quantize_student(student(donor), first)
+        assert q.config.quantized_to == first
+        for again in ("bf16", "int8"):
+            with pytest.raises(ConfigError, match=rf"already quantised \({first}\); quantise the float student"):
+                quantize_student(q, again)
+
+
+def test_an_unknown_keep_float_name_is_refused_before_anything_changes(donor):
+    s = student(donor, "gla")
+    before = {n: p.clone() for n, p in s.state_dict().items()}
+    with pytest.raises(ConfigError, match="keep_float 'down_porj' matches no linear layer.*did you mean 'down_proj'"):
+        quantize_student(s, "int8", keep_float=["down_porj"])
+    assert s.config.weight_quantization is None and s.config.tie_word_embeddings
+    assert s.state_dict().keys() == before.keys() and all(torch.equal(p, before[n]) for n, p in s.state_dict().items())

@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from .flags import add_flags
 
     p.add_argument("--model", required=True, help="student directory (as written by xatl convert, heal or train)")
-    p.add_argument("--out", required=True, help="output directory (must not hold a model unless --overwrite)")
+    p.add_argument("--out", required=True, help="output directory, outside --model (must not hold a model unless --overwrite)")
     add_flags(p, QuantizeConfig)
     p.add_argument("--overwrite", action="store_true", help="replace an existing model in --out")
 

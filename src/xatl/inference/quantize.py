@@ -11,10 +11,13 @@ blocks (`input_absmax`; without them real LMs lose most of their quality: SmolLM
 20.6 to 91.7 on 5 documents). The LM head is untied from the embedding first (the embedding stays in fp32: a step
 reads one row of it). Norms, convolutions, decays and recurrent states keep their precision.
 ``bf16``: every floating-point weight in bfloat16; the mixers keep their recurrent states in fp32.
+Either way the config records the target in ``quantized_to`` (int8 students also in ``weight_quantization``, which
+their loading reads), and a quantised student is never quantised again.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import time
 from dataclasses import dataclass
@@ -25,16 +28,20 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..models.modeling_xatl import XATLForCausalLM
-from ..models.quantization import Int8Linear, PackedLinear, bf16_packing_supported, replace_linears
+from ..models.quantization import Int8Linear, PackedLinear, bf16_packing_supported, keeps_float, replace_linears
 from ..utils.remote_code import reraise_refusal
 from .config import QUANTIZE_TARGETS, QuantizeConfig
+
+QUANTIZED_FIELD = "quantized_to"
+"""The config attribute ``quantize_student`` sets to its target ("int8" or "bf16"): how a quantised student is told
+from a float one (a bf16 student's ``dtype`` alone is not: a float student may be saved in bf16 too)."""
 
 
 @dataclass
 class QuantizeResult:
     path: Path
     to: str
-    linear_layers: int
+    linear_layers: int          # the linear layers actually quantised (int8: not the keep_float ones)
     bytes_before: int
     bytes_after: int
     seconds: float
@@ -73,6 +80,30 @@ def input_absmax(model: nn.Module, batches) -> dict[str, torch.Tensor]:
     return stats
 
 
+def quantized_as(config) -> str | None:
+    """The target ("int8", "bf16") a student with this config was quantised to by `quantize_student`; None: float."""
+    return getattr(config, QUANTIZED_FIELD, None) or getattr(config, "weight_quantization", None)
+
+
+def int8_layers(model: nn.Module, keep_float=()) -> list[str]:
+    """Names of the ``nn.Linear`` layers an int8 quantisation with ``keep_float`` (names or name endings; "none":
+    none) turns into `Int8Linear`. Refuses, before any work, a keep_float name that matches no linear layer (a typo
+    would silently quantise the layer meant to stay float) and a keep_float that leaves nothing to quantise."""
+    linears = [n for n, m in model.named_modules() if type(m) is nn.Linear]
+    keep = [k for k in keep_float if k and k != "none"]
+    endings = sorted({n.rsplit(".", 1)[-1] for n in linears})
+    for k in keep:
+        if not any(keeps_float(n, [k]) for n in linears):
+            close = difflib.get_close_matches(k.rsplit(".", 1)[-1], endings, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"keep_float {k!r} matches no linear layer of this student{hint}; give a layer name or "
+                              f"name ending ({', '.join(endings[:12])}{', ...' if len(endings) > 12 else ''}) or none")
+    quantised = [n for n in linears if not keeps_float(n, keep)]
+    if not quantised:
+        raise ConfigError(f"keep_float {keep} keeps every linear layer in float: nothing left to quantise")
+    return quantised
+
+
 def quantize_student(model: XATLForCausalLM, to: str, calibration=None, alpha: float = 0.5,
                      keep_float=()) -> XATLForCausalLM:
     """Quantise an XATL student in place to ``to`` ("int8" or "bf16") and record it in its config; returns it.
@@ -86,15 +117,17 @@ def quantize_student(model: XATLForCausalLM, to: str, calibration=None, alpha: f
     if not isinstance(model, XATLForCausalLM):
         raise ConfigError(f"xatl quantize takes an XATL student, not a {type(model).__name__}; convert the donor "
                           "first (xatl convert)")
-    if model.config.weight_quantization is not None:
-        raise ConfigError(f"this student is already quantised ({model.config.weight_quantization}); quantise the "
-                          "float student it came from")
+    if quantized_as(model.config) is not None:
+        raise ConfigError(f"this student is already quantised ({quantized_as(model.config)}); quantise the float "
+                          "student it came from instead")
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"alpha must be in [0, 1], got {alpha}")
     if to == "bf16":
         model.to(torch.bfloat16)
         model.config.dtype = torch.bfloat16
+        setattr(model.config, QUANTIZED_FIELD, "bf16")
         return model
+    int8_layers(model, keep_float)                  # refuses an unknown keep_float name before anything changes
     model.float()
     if model.config.tie_word_embeddings or model.lm_head.weight is model.model.embed_tokens.weight:
         model.lm_head.weight = nn.Parameter(model.lm_head.weight.detach().clone())
@@ -102,9 +135,9 @@ def quantize_student(model: XATLForCausalLM, to: str, calibration=None, alpha: f
     stats = input_absmax(model, calibration) if calibration is not None else {}
     names = {id(m): n for n, m in model.named_modules()}
     keep = [k for k in keep_float if k and k != "none"]
-    if not replace_linears(model, lambda lin: Int8Linear.from_linear(lin, stats.get(names[id(lin)]), alpha), keep):
-        raise ConfigError(f"keep_float {keep} keeps every linear layer in float: nothing left to quantise")
+    replace_linears(model, lambda lin: Int8Linear.from_linear(lin, stats.get(names[id(lin)]), alpha), keep)
     model.config.weight_quantization = "int8"
+    setattr(model.config, QUANTIZED_FIELD, "int8")
     model.config.quantization_keep_float = keep or None
     model.config.dtype = torch.float32
     return model
@@ -128,7 +161,9 @@ def calibration_batches(cfg: QuantizeConfig, tokenizer, batch_size: int = 4) -> 
 def save_quantized(model_dir: str | os.PathLike, out: str | os.PathLike, cfg: QuantizeConfig | None = None, *,
                    overwrite: bool = False) -> QuantizeResult:
     """Load the student in ``model_dir``, quantise it as ``cfg`` says and write it (with its tokenizer) to ``out``
-    atomically: a failure leaves ``out`` as it was."""
+    atomically: a failure leaves ``out`` as it was. Refused before any work: an ``out`` that is, lies inside or
+    contains the input model's directory, an already quantised student, a donor, a keep_float name that matches
+    no layer."""
     from transformers import AutoTokenizer
 
     from ..eval.loading import load_weights, resolve_causal_lm
@@ -137,12 +172,18 @@ def save_quantized(model_dir: str | os.PathLike, out: str | os.PathLike, cfg: Qu
 
     cfg = QuantizeConfig() if cfg is None else cfg
     t0 = time.perf_counter()
+    src, config = resolve_causal_lm(model_dir)
+    check_not_input(out, src.path)
     out = check_output_dir(out, overwrite)
-    src, _ = resolve_causal_lm(model_dir)
+    if quantized_as(config) is not None:
+        raise ConfigError(f"{str(model_dir)!r} is already quantised ({quantized_as(config)}); quantise the float "
+                          "student it came from instead")
     model = load_weights(src, torch.float32).eval()
     if not isinstance(model, XATLForCausalLM):
         raise ConfigError(f"{str(model_dir)!r} holds a {type(model).__name__}, not an XATL student; convert it first "
                           "(xatl convert --donor ... --out ...), then quantise the student")
+    if cfg.to == "int8":
+        int8_layers(model, cfg.keep_float)
     try:
         tokenizer = AutoTokenizer.from_pretrained(src.path, **src.kwargs)
     except Exception as e:
@@ -150,11 +191,27 @@ def save_quantized(model_dir: str | os.PathLike, out: str | os.PathLike, cfg: Qu
         raise ConfigError(f"{str(model_dir)!r} has no loadable tokenizer ({type(e).__name__}); a quantised student "
                           "is saved with its tokenizer: save it beside the weights") from None
     before = tensor_bytes(model)
-    n = sum(1 for m in model.modules() if type(m) is nn.Linear)
     calibration = calibration_batches(cfg, tokenizer) if cfg.to == "int8" else None
     quantize_student(model, cfg.to, calibration=calibration, alpha=cfg.alpha, keep_float=cfg.keep_float)
+    quantised = Int8Linear if cfg.to == "int8" else nn.Linear      # bf16: every linear layer, in bfloat16
+    n = sum(1 for m in model.modules() if type(m) is quantised)
     save_student(model, out, tokenizer=tokenizer, overwrite=overwrite)
     return QuantizeResult(Path(out), cfg.to, n, before, tensor_bytes(model), time.perf_counter() - t0)
+
+
+def check_not_input(out: str | os.PathLike, model_dir: str | os.PathLike) -> None:
+    """Refuse an output directory that is the input model's directory (under any spelling: a trailing slash, a
+    relative path, a symlink), lies inside it or contains it: writing there would replace or change the input."""
+    o, m = Path(out).expanduser().resolve(), Path(model_dir).expanduser().resolve()
+    if o == m:
+        raise ConfigError(f"--out {str(out)!r} is the input model {str(model_dir)!r}; choose another directory (the "
+                          "float student stays as it is)")
+    if m in o.parents:
+        raise ConfigError(f"--out {str(out)!r} is inside the input model directory {str(model_dir)!r}; choose a "
+                          "directory outside it")
+    if o in m.parents:
+        raise ConfigError(f"--out {str(out)!r} contains the input model {str(model_dir)!r}; choose a directory "
+                          "that does not hold it")
 
 
 def pack_for_cpu(model: nn.Module) -> nn.Module:
