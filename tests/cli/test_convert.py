@@ -62,7 +62,7 @@ def nan_donor(tmp_path):
 
 
 @pytest.mark.parametrize("case, argv, expect", [
-    ("nonfinite", ["--donor", "{nan}"], "donor tensor 'model.layers.1.mlp.up_proj.weight' holds NaN or inf"),
+    ("nonfinite", ["--donor", "{nan}"], "tensor 'model.layers.1.mlp.up_proj.weight' holds NaN or inf"),
     ("empty-copy", ["--donor", "{donor}", "--copy", ""], "the copy set is empty"),
     ("family", ["--donor", "{gptj}"], "unsupported donor family 'gptj'"),
     ("mixer", ["--donor", "{donor}", "--mixer", "transformer-xl"], "unknown mixer 'transformer-xl'"),

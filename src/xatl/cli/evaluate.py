@@ -135,7 +135,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate_with_lm_eval(args: argparse.Namespace) -> int:
     """The suite tasks through lm-evaluation-harness, in this process, on tasks generated into a temporary dir."""
-    import json
     import os
     import tempfile
 
@@ -143,7 +142,7 @@ def _evaluate_with_lm_eval(args: argparse.Namespace) -> int:
     from ..eval.lm_tasks import write_lm_eval_tasks
     from ..eval.loading import resolve_model
     from ..eval.suite import TASKS, parse_tasks
-    from ..utils.fs import atomic_write_bytes
+    from ..utils.fs import atomic_write_bytes, json_text
 
     if args.donor or args.donor_results:
         raise ConfigError("--lm-eval does not compute relative scores; drop --donor/--donor-results")
@@ -165,7 +164,7 @@ def _evaluate_with_lm_eval(args: argparse.Namespace) -> int:
                                    bootstrap_iters=1000)
     print(make_table(results))
     if args.out:
-        atomic_write_bytes(args.out, json.dumps(results, indent=2, default=handle_non_serializable).encode())
+        atomic_write_bytes(args.out, json_text(results, default=handle_non_serializable).encode())
         print(f"wrote {args.out}")
     return 0
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 
 from ..errors import DonorLoadError
+from ..utils.fs import publishing_problem
+from ..utils.model_checks import invalid_config, layer_count_problem, loading_problem, nonfinite_problem, size_problem
 from ..utils.remote_code import refusal, remote_code_allowed, reraise_refusal
 from .registry import get_adapter
 
@@ -47,6 +49,9 @@ def resolve_source(source: str | os.PathLike) -> DonorSource:
     """Classify ``source``: a directory with config.json, a .gguf file (or a directory holding exactly one),
     the name of a fetched asset (``xatl fetch --list``), or else a hub id."""
     p = Path(source).expanduser()
+    problem = publishing_problem(p) if str(source).startswith((".", "/", "~")) or p.exists() else None
+    if problem:
+        raise DonorLoadError(problem)
     if p.is_file():
         if p.suffix.lower() == ".gguf":
             return DonorSource("gguf", str(p.parent), p.name)
@@ -79,7 +84,7 @@ def _fetched_asset_dir(name: str) -> Path | None:
 
 
 def _wrap(source: DonorSource, what: str, err: Exception) -> DonorLoadError:
-    refused = refusal(str(source), err)
+    refused = refusal(str(source), err) or invalid_config(err, str(source))
     if refused:
         return DonorLoadError(refused)
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -101,23 +106,46 @@ def load_donor_config(source: str | os.PathLike | DonorSource):
         config = AutoConfig.from_pretrained(src.path, **src.kwargs)
     except Exception as e:  # transformers raises OSError/ValueError/KeyError for unreadable configs
         raise _wrap(src, "config", e) from e
+    problem = size_problem(config, str(src))
+    if problem:
+        raise DonorLoadError(problem)
     get_adapter(config.model_type)
     return config
 
 
 def load_donor(source: str | os.PathLike | DonorSource, dtype: torch.dtype = torch.float32):
     """Load the donor causal LM (GGUF weights are dequantised to ``dtype``). Refuses unsupported families early."""
-    from transformers import AutoModelForCausalLM
 
     src = source if isinstance(source, DonorSource) else resolve_source(source)
-    load_donor_config(src)
+    config = load_donor_config(src)
     try:
-        model = AutoModelForCausalLM.from_pretrained(src.path, dtype=dtype, **src.kwargs)
+        model = load_checked(src, config, dtype, DonorLoadError)
+    except DonorLoadError:
+        raise
     except Exception as e:
         raise _wrap(src, "weights", e) from e
+    model.eval()
+    return model
+
+
+def load_checked(src: DonorSource, config, dtype: torch.dtype, error_type: type[Exception], **kwargs):
+    """``from_pretrained`` of ``src`` (with ``config``, already read), strictly: ``error_type`` (one line) for a
+    config whose layer count differs from its checkpoint's (before anything is allocated), for tensors the
+    checkpoint lacks, holds in excess or in another shape, and for NaN/inf weights. GGUF weights come dequantised
+    and behave like any floating-point model. Other failures propagate for the caller to word."""
+    from transformers import AutoModelForCausalLM
+
+    where = str(src)
+    problem = layer_count_problem(config, src.path, where) if src.kind == "dir" else None
+    if problem:
+        raise error_type(problem)
+    model, info = AutoModelForCausalLM.from_pretrained(src.path, dtype=dtype, output_loading_info=True,
+                                                       **{"config": config, **src.kwargs, **kwargs})
+    problem = loading_problem(info, where) or nonfinite_problem(model, where)
+    if problem:
+        raise error_type(problem)
     if src.kind == "gguf":
         _drop_gguf_quantizer(model)
-    model.eval()
     return model
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, DonorLoadError, ModelLoadError
-from ..utils.fs import sha256_file
+from ..utils.fs import publishing_problem, sha256_file
+from ..utils.model_checks import invalid_config, size_problem
 from ..utils.remote_code import reraise_refusal
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
@@ -52,6 +53,9 @@ def resolve_model(path: str | os.PathLike):
     from ..donors.load import resolve_source
 
     p = Path(path).expanduser()
+    problem = publishing_problem(p)
+    if problem:
+        raise ModelLoadError(problem)
     if not p.exists() and (str(path).startswith((".", "/", "~")) or str(path).count("/") > 1):
         raise ModelLoadError(f"model path {str(path)!r} does not exist; pass a model directory (config.json and "
                              "weights), a .gguf file or the name of a fetched asset")
@@ -68,23 +72,35 @@ def resolve_model(path: str | os.PathLike):
 def resolve_causal_lm(path: str | os.PathLike):
     """(``DonorSource``, config) of the causal LM at ``path``, reading only its config: refuses, with one line
     naming the fix, a path that is not a model and a model that is not a causal LM."""
+    src = resolve_model(path)
+    return src, config_of(src)
+
+
+def config_of(src):
+    """The config of the resolved model source ``src``, refused in one line when it cannot be read, holds absurd
+    sizes, or is not a causal LM's."""
     from transformers import AutoConfig
 
     import xatl.models  # noqa: F401  (registers the XATL student with the Auto classes)
 
-    src = resolve_model(path)
     try:
         config = AutoConfig.from_pretrained(src.path, **src.kwargs)
     except Exception as e:  # transformers raises OSError/ValueError/KeyError for unreadable configs
         reraise_refusal(str(src), e, ModelLoadError)
+        problem = invalid_config(e, str(src))
+        if problem:
+            raise ModelLoadError(problem) from None
         raise ModelLoadError(f"could not read the model config at {str(src)!r} ({type(e).__name__}); pass a model "
                              "directory saved with save_pretrained") from None
+    problem = size_problem(config, str(src))
+    if problem:
+        raise ModelLoadError(problem)
     if not _is_causal_lm(config):
         archs = ", ".join(getattr(config, "architectures", None) or [])
         raise ModelLoadError(f"{str(src)!r} holds a {config.model_type!r} model{f' ({archs})' if archs else ''}, which "
                              "is not a causal language model; pass a causal LM directory (a donor or a student from "
                              "`xatl convert`)")
-    return src, config
+    return config
 
 
 def with_mixer_options(src, options: dict):
@@ -92,7 +108,7 @@ def with_mixer_options(src, options: dict):
     in one line a model that is not an xatl student."""
     from ..mixers.registry import validate_mixer_options
 
-    _, config = resolve_causal_lm(src.path if hasattr(src, "path") else src)
+    config = config_of(src) if hasattr(src, "kwargs") else resolve_causal_lm(src)[1]
     if config.model_type != "xatl":
         raise ModelLoadError(f"--mixer-option sets options of an xatl student's mixers; {str(src)!r} is a "
                              f"{config.model_type!r} model: drop the option or pass a student directory")
@@ -119,23 +135,18 @@ def load_weights(src, dtype: torch.dtype = torch.float32, mixer_options: dict | 
     """The causal LM of a resolved source (:func:`resolve_causal_lm`) in ``dtype``, on the CPU; GGUF weights come
     dequantised and behave like any floating-point model. ``mixer_options`` override a student's mixer options
     (:func:`with_mixer_options`); one that would need weights the student does not have is refused."""
-    from transformers import AutoModelForCausalLM
+    from ..donors.load import load_checked
 
-    kwargs = dict(src.kwargs)
-    if mixer_options:
-        kwargs["config"] = with_mixer_options(src, mixer_options)
+    config = with_mixer_options(src, mixer_options) if mixer_options else config_of(src)
     try:
-        model = AutoModelForCausalLM.from_pretrained(src.path, dtype=dtype, **kwargs)
+        return load_checked(src, config, dtype, ModelLoadError)
+    except ModelLoadError:
+        raise
     except Exception as e:
         reraise_refusal(str(src), e, ModelLoadError)
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
         raise ModelLoadError(f"could not load the weights of {str(src)!r} ({type(e).__name__}: {first}); the files "
                              "may be truncated: re-save or re-convert the model") from None
-    if src.kind == "gguf":
-        from ..donors.load import _drop_gguf_quantizer
-
-        _drop_gguf_quantizer(model)
-    return model
 
 
 def load_model(path: str | os.PathLike, *, device: str | None = "cpu", dtype: torch.dtype = torch.float32,

@@ -8,7 +8,7 @@ import math
 import os
 from pathlib import Path
 
-from ..utils.fs import atomic_write_bytes
+from ..utils.fs import atomic_write_bytes, json_text
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class MetricsWriter:
     def __init__(self, out_dir: Path, tensorboard: bool, resume_step: int | None):
         self.path = Path(out_dir) / METRICS_FILE
         kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= resume_step] if resume_step else []
-        atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+        atomic_write_bytes(self.path, "".join(json_text(r, indent=None) + "\n" for r in kept).encode())
         self.file = open(self.path, "a")
         self.tb = None
         if tensorboard:
@@ -56,7 +56,7 @@ class MetricsWriter:
                                     purge_step=resume_step + 1 if resume_step else None)
 
     def write(self, record: dict) -> None:
-        self.file.write(json.dumps(record) + "\n")
+        self.file.write(json_text(record, indent=None) + "\n")
         self.file.flush()
         if self.tb is not None:
             step = record["step"]

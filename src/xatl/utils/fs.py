@@ -8,15 +8,21 @@ hash (asset manifests, pinned downloads, the benchmark files, model weights).
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
+import logging
+import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import OutputExistsError
+
+log = logging.getLogger(__name__)
 
 MODEL_MARKERS = ("config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
@@ -33,14 +39,18 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool, owned: tuple[str,
     non-empty directory (even with ``overwrite``: only xatl's own output is ever replaced), or a location that
     cannot be written.
 
-    Called *before* any expensive work so that bad input fails fast.
+    Called *before* any expensive work so that bad input fails fast. What a killed write left there is repaired
+    first (:func:`recover`: an interrupted ``--overwrite`` is restored, a half-filled directory cleared).
     """
     p = Path(path)
+    restored = any(n.startswith("restored") for n in recover(p)) if p.parent.exists() else False
     ours = p.is_dir() and any((p / m).exists() for m in owned)
     if p.exists() and not p.is_dir():
         raise OutputExistsError(f"output path {str(p)!r} is a file; choose a directory path")
     if ours and not overwrite:
-        raise OutputExistsError(f"output directory {str(p)!r} already holds {what}; pass --overwrite to replace it")
+        how = " (restored from an interrupted --overwrite)" if restored else ""
+        raise OutputExistsError(f"output directory {str(p)!r} already holds {what}{how}; pass --overwrite to replace "
+                                "it")
     if p.is_dir() and any(p.iterdir()) and not ours:
         raise OutputExistsError(f"output directory {str(p)!r} holds files that are not {what}; choose a new or "
                                 f"empty directory (--overwrite only replaces {what})")
@@ -79,52 +89,200 @@ def check_writable_file(path: str | os.PathLike, flag: str = "--out") -> Path:
     return p
 
 
+COMPLETE = ".xatl-complete"
+"""Written last into every directory :func:`atomic_directory` publishes: the files it holds and their sizes.
+Loaders (:func:`publishing_problem`) refuse a directory whose files disagree with it."""
+PARTIAL = ".xatl-partial"
+"""Present while an existing empty directory (a mount point) is being filled in place; it names the files being
+moved in and the process moving them. Loaders refuse a directory holding it; the next write there clears it."""
+STEPS = ("filled", "marked", "partial", "moved", "old-out", "new-in", "published")
+"""The publishing steps, in order (an in-place fill: partial, moved...; a replacement: old-out, new-in)."""
+
+
+def _step(name: str) -> None:
+    """A publishing step was just completed. A no-op: the crash tests replace it to kill the process there."""
+
+
+def _pid_of(name: str, prefix: str) -> int | None:
+    """The process id in a scratch name ``<prefix><pid>-<random>`` (None: not ours, or written by an older xatl)."""
+    m = re.match(re.escape(prefix) + r"(\d+)-", name)
+    return int(m.group(1)) if m else None
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != 0
+
+
+def recover(path: str | os.PathLike) -> list[str]:
+    """Undo what a killed :func:`atomic_directory` left around ``path`` -> one note per repair.
+
+    * a replacement killed between its two renames: ``path`` is gone and its previous version sits in
+      ``.NAME.old-PID-*/content``: it is moved back (when ``path`` exists the swap finished: the old copy goes);
+    * an in-place fill killed half way (``PARTIAL`` inside ``path``): the files it had moved in are removed;
+    * scratch directories of dead processes (``.NAME.tmp-PID-*``) are removed.
+
+    Scratch of a process that is still running is left alone.
+    """
+    final = Path(path).absolute()
+    notes: list[str] = []
+    parent = final.parent
+    if not parent.is_dir():
+        return notes
+    for old in sorted(parent.glob(f".{glob.escape(final.name)}.old-*")):
+        if _alive(_pid_of(old.name, f".{final.name}.old-")) or not old.is_dir():
+            continue
+        content = old / "content"
+        if content.exists() and not final.exists():
+            os.replace(content, final)
+            notes.append(f"restored {str(final)!r} from an interrupted --overwrite ({old.name})")
+        shutil.rmtree(old, ignore_errors=True)
+    for tmp in parent.glob(f".{glob.escape(final.name)}.tmp-*"):
+        if tmp.is_dir() and not _alive(_pid_of(tmp.name, f".{final.name}.tmp-")):
+            shutil.rmtree(tmp, ignore_errors=True)
+    if final.is_dir():
+        partial = final / PARTIAL
+        record = _read_json(partial) if partial.exists() else None
+        if partial.exists() and not _alive((record or {}).get("pid")):
+            for name in (record or {}).get("files", []):
+                child = final / name
+                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
+            notes.append(f"removed the half-written files of an interrupted write into {str(final)!r}")
+        for tmp in final.glob(".tmp-*"):
+            if tmp.is_dir() and not _alive(_pid_of(tmp.name, ".tmp-")):
+                shutil.rmtree(tmp, ignore_errors=True)
+    for note in notes:
+        log.warning("%s", note)
+    return notes
+
+
+def publishing_problem(path: str | os.PathLike) -> str | None:
+    """Why the directory at ``path`` must not be loaded (None: nothing against it), for the loaders' one line.
+
+    Refused: a directory still marked ``PARTIAL`` (a fill was interrupted), one whose files disagree with its
+    ``COMPLETE`` record (missing, or another size), and a missing ``path`` whose previous version an interrupted
+    ``--overwrite`` left aside (named, so it can be found). Directories without a record (older xatl, other tools)
+    pass: the weight checks of the loaders still apply.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        olds = sorted(o / "content" for o in p.absolute().parent.glob(f".{glob.escape(p.name)}.old-*")
+                      if (o / "content").exists())
+        if olds:
+            return (f"{str(path)!r} is missing: an interrupted --overwrite left its previous version in "
+                    f"{str(olds[0])!r}; rerun the command that wrote it (it restores it) or move that folder back")
+        return None
+    if not p.is_dir():
+        return None
+    if (p / PARTIAL).exists():
+        return (f"{str(path)!r} is incomplete (writing it was interrupted); rerun the command that wrote it, which "
+                "clears it first")
+    record = _read_json(p / COMPLETE) if (p / COMPLETE).exists() else None
+    if (p / COMPLETE).exists() and not isinstance((record or {}).get("files"), dict):
+        return f"{str(path)!r} has an unreadable {COMPLETE} record; rerun the command that wrote it with --overwrite"
+    for rel, size in ((record or {}).get("files") or {}).items():
+        f = p / rel
+        actual = f.stat().st_size if f.is_file() else None
+        if actual != size:
+            what = "is missing" if actual is None else f"has {actual} bytes, not {size}"
+            return (f"{str(path)!r} is incomplete or was changed after xatl wrote it ({rel} {what}); rerun the "
+                    "command that wrote it with --overwrite")
+    return None
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_record(d: Path) -> None:
+    """Write ``COMPLETE`` (every file under ``d`` and its size) into ``d``, last."""
+    files = {p.relative_to(d).as_posix(): p.stat().st_size for p in sorted(d.rglob("*"))
+             if p.is_file() and p.name != COMPLETE}
+    _write_synced(d / COMPLETE, json.dumps({"files": files}, indent=1).encode())
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that becomes ``path`` only if the ``with`` body succeeds.
 
     On failure (any exception, including KeyboardInterrupt) the temporary directory is removed and ``path`` is
     untouched. With ``overwrite`` an existing ``path`` is swapped out only after the new content is complete. An
-    existing *empty* directory (a mount point, say) is filled in place, never renamed. A location that cannot be
-    written is refused in one line (OutputExistsError) before anything is created.
+    existing *empty* directory (a mount point, say) is filled in place, never renamed, under a ``PARTIAL`` marker.
+    The content gets a ``COMPLETE`` record, written last. A location that cannot be written is refused in one line
+    (OutputExistsError) before anything is created. A kill -9 at any step leaves either the old or the new
+    content, or something loaders refuse and the next call repairs (:func:`recover`).
     """
     final = Path(path).absolute()
+    recover(final)
     in_place = _empty_dir(final)
     if final.exists() and not overwrite and not in_place:
         raise OutputExistsError(f"{str(final)!r} already exists; pass overwrite=True (--overwrite) to replace it")
+    pid = os.getpid()
     try:
         if in_place:
-            tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final))
+            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{pid}-", dir=final))
         else:
             final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+            tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{pid}-", dir=final.parent))
     except OSError as e:
         raise OutputExistsError(f"cannot write {str(final)!r} ({e.strerror or e}); choose a writable output "
                                 "path") from None
     moved: list[Path] = []
     try:
         yield tmp
+        _step("filled")
+        _write_record(tmp)
         _fsync_dir(tmp)
+        _step("marked")
         if in_place:
-            for child in list(tmp.iterdir()):
+            children = sorted((c for c in tmp.iterdir() if c.name != COMPLETE), key=lambda c: c.name)
+            _write_synced(final / PARTIAL, json.dumps({"pid": pid, "files": [c.name for c in children]}).encode())
+            moved.append(final / PARTIAL)
+            _step("partial")
+            for child in children:
                 os.replace(child, final / child.name)
                 moved.append(final / child.name)
+                _step("moved")
+            os.replace(tmp / COMPLETE, final / COMPLETE)
+            moved.append(final / COMPLETE)
+            (final / PARTIAL).unlink()
             tmp.rmdir()
         elif final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-{pid}-", dir=final.parent))
             try:
                 os.replace(final, old / "content")
             except OSError:
                 old.rmdir()
                 raise
+            _step("old-out")
             os.replace(tmp, final)
+            _step("new-in")
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        _fsync_entries(final.parent)
+        _step("published")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        for m in moved:                       # the directory was empty: whatever is in it now is ours
+        for m in reversed(moved):             # the directory was empty: whatever is in it now is ours
             shutil.rmtree(m, ignore_errors=True) if m.is_dir() else m.unlink(missing_ok=True)
         raise
 
@@ -155,8 +313,49 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def finite_json(value, where: str = "", found: dict | None = None):
+    """``value`` with every NaN or infinite float replaced by None (valid JSON); ``found`` collects
+    ``{"key.path": "nan" | "inf" | "-inf"}`` for each one replaced."""
+    if isinstance(value, float) and not math.isfinite(value):
+        if found is not None:
+            found[where or "."] = str(value)
+        return None
+    if isinstance(value, dict):
+        return {k: finite_json(v, f"{where}.{k}" if where else str(k), found) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v, f"{where}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
+NON_FINITE = "non_finite"
+"""The key under which :func:`json_text` names the values it wrote as null because they were NaN or infinite."""
+
+
+def json_text(obj, indent: int | None = 2, default=None) -> str:
+    """JSON that never holds NaN or Infinity (invalid JSON): such a value is written as null, and a dict gets a
+    ``non_finite`` entry naming each one and what it was (``{"perplexity": "nan"}``): null plus a reason."""
+    if default is not None:
+        obj = json.loads(json.dumps(obj, default=default))
+    found: dict = {}
+    clean = finite_json(obj, found=found)
+    if found and isinstance(clean, dict):
+        clean = {**clean, NON_FINITE: {**(clean.get(NON_FINITE) or {}), **found}}
+    return json.dumps(clean, indent=indent, allow_nan=False)
+
+
 def atomic_write_json(path: str | os.PathLike, obj, indent: int = 2) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=indent, sort_keys=False) + "\n").encode())
+    """Write ``obj`` as JSON (:func:`json_text`: NaN/inf as null, named under ``non_finite``) crash-safely."""
+    atomic_write_bytes(path, (json_text(obj, indent=indent) + "\n").encode())
+
+
+def _fsync_entries(directory: Path) -> None:
+    """fsync a directory itself, so the renames in it survive a power loss."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

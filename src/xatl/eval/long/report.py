@@ -8,7 +8,6 @@ accuracy as the ratio model / donor where the donor scores above 0 (the tasks' c
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 from ..suite import LONG_CONTEXT, TASKS
@@ -42,17 +41,6 @@ def long_relative(student: dict, donor: dict) -> dict:
 def _scored(entry: dict):
     """The positions a ``ppl_position`` entry's ``all`` covers (None for the other tasks)."""
     return (entry.get("summary") or {}).get("scored_length")
-
-
-def finite_json(value):
-    """``value`` with every NaN or infinite float replaced by None (valid JSON)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_json(v) for v in value]
-    return value
 
 
 def _num(v, fmt: str = "{:.2f}") -> str:
@@ -161,7 +149,7 @@ def write_long_outputs(results: dict, out: str | Path) -> list[Path]:
             continue
         stem = out.with_suffix("")
         docs_path, plot_path = Path(f"{stem}.{name}.documents.json"), Path(f"{stem}.{name}.png")
-        atomic_write_json(docs_path, finite_json(entry.pop("generated", None)))
+        atomic_write_json(docs_path, entry.pop("generated", None))
         entry["documents_file"] = docs_path.name
         written.append(docs_path)
         try:
@@ -182,7 +170,7 @@ def save_results(results: dict, out: str | Path) -> list[Path]:
     from ...utils.fs import atomic_write_json
 
     extra = write_long_outputs(results, out)          # moves the generated documents out of results
-    atomic_write_json(out, finite_json(results))
+    atomic_write_json(out, results)
     return extra
 
 

@@ -1,0 +1,141 @@
+"""Crash-safe publishing (``xatl.utils.fs.atomic_directory``): a kill -9 injected at *each* publishing step leaves
+the old content, the new content, or something loaders refuse and the next write repairs; never a half-filled
+directory that passes for complete, never a lost good output."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+
+import pytest
+
+from subproc import run
+from xatl.utils.fs import COMPLETE, PARTIAL, STEPS, atomic_directory, check_output_dir, publishing_problem, recover
+
+# writes three files through atomic_directory and is killed (SIGKILL) at the N-th time it reaches step STEP
+CHILD = textwrap.dedent("""
+    import os, signal, sys
+    import xatl_cli
+    xatl_cli.LAZY_IMPORT = True          # import xatl without torch, as the launcher does: the child starts in 0.1 s
+    from xatl.utils import fs
+    target, step, nth, version = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    seen = []
+    def _step(name):
+        seen.append(name)
+        if name == step and seen.count(name) == nth:
+            os.kill(os.getpid(), signal.SIGKILL)
+    fs._step = _step
+    with fs.atomic_directory(target, overwrite=True) as tmp:
+        for name in ("config.json", "model.safetensors", "tokenizer.json"):
+            (tmp / name).write_text(version * 100)
+""")
+
+
+def publish(target, step: str = "", nth: int = 1, version: str = "new"):
+    """Run the child -> its return code (-9: killed at the step)."""
+    return run([sys.executable, "-c", CHILD, str(target), step, str(nth), version]).returncode
+
+
+def files(d):
+    return {p.name: p.read_text() for p in d.iterdir() if p.is_file() and not p.name.startswith(".")}
+
+
+def siblings(d):
+    return sorted(p.name for p in d.parent.iterdir() if p.name != d.name)
+
+
+def test_a_clean_publish_records_its_files(tmp_path):
+    out = tmp_path / "m"
+    assert publish(out) == 0
+    record = json.loads((out / COMPLETE).read_text())
+    assert record["files"] == {"config.json": 300, "model.safetensors": 300, "tokenizer.json": 300}
+    assert publishing_problem(out) is None and siblings(out) == []
+
+
+@pytest.mark.parametrize("step", ["filled", "marked"])
+def test_kill_before_a_new_directory_is_renamed(tmp_path, step):
+    out = tmp_path / "m"
+    assert publish(out, step) == -9
+    assert not out.exists() and publishing_problem(out) is None       # nothing published, nothing to load
+    assert publish(out) == 0 and files(out) == dict.fromkeys(files(out), "new" * 100)
+    assert siblings(out) == []                                         # the dead run's scratch was removed
+
+
+@pytest.mark.parametrize("step,nth", [("filled", 1), ("marked", 1), ("partial", 1), ("moved", 1), ("moved", 2),
+                                      ("moved", 3)])
+def test_kill_while_filling_an_empty_directory_in_place(tmp_path, step, nth):
+    out = tmp_path / "mnt"
+    out.mkdir()
+    assert publish(out, step, nth) == -9
+    problem = publishing_problem(out)
+    if step in ("partial", "moved"):
+        assert (out / PARTIAL).exists()
+        assert problem and "is incomplete (writing it was interrupted)" in problem
+    else:
+        assert problem is None and files(out) == {}
+    assert publish(out) == 0                                          # the next write clears it and fills it
+    assert publishing_problem(out) is None and sorted(files(out)) == ["config.json", "model.safetensors",
+                                                                      "tokenizer.json"]
+    assert sorted(p.name for p in out.iterdir()) == [COMPLETE, "config.json", "model.safetensors", "tokenizer.json"]
+
+
+@pytest.mark.parametrize("step", ["filled", "marked", "old-out", "new-in"])
+def test_kill_while_replacing_loses_nothing(tmp_path, step):
+    out = tmp_path / "m"
+    assert publish(out, version="old") == 0
+    assert publish(out, step, version="new") == -9
+    if step == "old-out":                           # killed between the two renames: the good copy is aside
+        assert not out.exists()
+        problem = publishing_problem(out)
+        assert problem and "interrupted --overwrite left its previous version in" in problem
+        notes = recover(out)                        # what the next run does first
+        assert notes and notes[0].startswith("restored")
+    expected = "new" if step == "new-in" else "old"
+    assert set(files(out).values()) == {expected * 100} and publishing_problem(out) is None
+    recover(out)
+    assert siblings(out) == []
+
+
+def test_the_next_overwrite_restores_then_replaces(tmp_path):
+    out = tmp_path / "m"
+    assert publish(out, version="old") == 0
+    assert publish(out, "old-out", version="new") == -9
+    assert publish(out, version="newer") == 0
+    assert set(files(out).values()) == {"newer" * 100} and siblings(out) == []
+
+
+def test_check_output_dir_names_a_restored_model(tmp_path):
+    out = tmp_path / "m"
+    assert publish(out, version="old") == 0
+    assert publish(out, "old-out") == -9
+    with pytest.raises(Exception, match=r"already holds a model \(restored from an interrupted --overwrite\)"):
+        check_output_dir(out, overwrite=False)
+    assert set(files(out).values()) == {"old" * 100}
+
+
+def test_changed_files_are_refused(tmp_path):
+    out = tmp_path / "m"
+    with atomic_directory(out) as tmp:
+        (tmp / "model.safetensors").write_bytes(b"x" * 10)
+        (tmp / "config.json").write_text("{}")
+    (out / "model.safetensors").write_bytes(b"x" * 5)
+    assert "model.safetensors has 5 bytes, not 10" in publishing_problem(out)
+    (out / "model.safetensors").unlink()
+    assert "model.safetensors is missing" in publishing_problem(out)
+
+
+def test_scratch_of_a_live_process_is_left_alone(tmp_path):
+    import os
+
+    out = tmp_path / "m"
+    live = tmp_path / f".m.tmp-{os.getpid()}-abc"
+    dead = tmp_path / ".m.tmp-999999999-abc"
+    live.mkdir()
+    dead.mkdir()
+    recover(out)
+    assert live.exists() and not dead.exists()
+
+
+def test_steps_are_all_exercised():
+    assert set(STEPS) == {"filled", "marked", "partial", "moved", "old-out", "new-in", "published"}
