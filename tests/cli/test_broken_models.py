@@ -137,3 +137,19 @@ def test_an_interrupted_overwrite_is_named_then_restored(student, tmp_path, caps
     assert (student / "model.safetensors").is_file() and not aside.exists()
     code, _ = run_cli(capsys, "generate", "--model", student, "--prompt", "ab", "--max-new-tokens", "2")
     assert code == 0
+
+
+def test_convert_never_writes_over_its_donor(tmp_path, capsys):
+    donor = tmp_path / "donor"
+    tiny_donor("llama").save_pretrained(donor)
+    before = {p.name: p.read_bytes() for p in donor.iterdir()}
+    for out in (donor, tmp_path / "donor/", donor / "student", tmp_path):
+        refused(capsys, "convert", "--donor", out if out == tmp_path / "donor/" else donor, "--mixer", "retention",
+                "--out", out, "--overwrite", expect="the input --donor")
+    assert {p.name: p.read_bytes() for p in donor.iterdir()} == before
+
+
+def test_integer_weights_are_not_cast_silently(student, capsys):
+    edit_weights(student, lambda t: t.update({"model.norm.weight": t["model.norm.weight"].long()}))
+    refused(capsys, "generate", "--model", student, "--prompt", "ab",
+            expect="tensor 'model.norm.weight' is stored as I64 where the model needs floating point")

@@ -69,15 +69,28 @@ def test_a_donor_is_refused(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_training_an_int8_student_is_refused(student_dir, tmp_path, capsys):
-    out = tmp_path / "int8"
-    assert run_cli(capsys, "quantize", "--model", student_dir, "--out", out, "--calibration-blocks", 0)[0] == 0
+@pytest.mark.parametrize("to", ["int8", "bf16"])
+def test_training_a_quantised_student_is_refused(student_dir, tmp_path, capsys, to):
+    out = tmp_path / to
+    assert run_cli(capsys, "quantize", "--model", student_dir, "--out", out, "--to", to,
+                   *(["--calibration-blocks", 0] if to == "int8" else []))[0] == 0
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"text": "some text, " * 30}) + "\n" for _ in range(20)))
     code, err = run_cli(capsys, "train", "--model", out, "--data", data, "--steps", 1, "--block-size", 16,
                         "--out", tmp_path / "run")
-    assert code == 2 and len(err) == 1 and "quantised for inference" in err[0], err
+    assert code == 2 and len(err) == 1 and f"is a {to} student, quantised for inference" in err[0], err
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())      # nothing half-written
+
+
+def test_training_into_the_input_model_is_refused(own_student, tmp_path, capsys):
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"text": "some text, " * 30}) + "\n" for _ in range(20)))
+    before = snapshot(own_student)
+    for out in (own_student, own_student / "run", own_student.parent):
+        code, err = run_cli(capsys, "train", "--model", own_student, "--data", data, "--steps", 1, "--block-size", 16,
+                            "--out", out, "--overwrite")
+        assert code == 2 and len(err) == 1 and "the input --model" in err[0], err
+    assert snapshot(own_student) == before and not (own_student / "run").exists()
 
 
 def snapshot(path) -> dict[str, bytes]:
@@ -103,13 +116,13 @@ def test_out_equal_to_the_input_model_is_refused(own_student, tmp_path, capsys, 
     code, err = run_cli(capsys, "quantize", "--model", own_student, "--out", out, "--overwrite",
                         "--calibration-blocks", 0)
     assert code == 2 and len(err) == 1, err
-    assert "is the input model" in err[0] and "choose another directory" in err[0]
+    assert "is the input --model" in err[0] and "choose another directory" in err[0]
     assert snapshot(own_student) == before                                  # the float student is untouched
     assert json.loads((own_student / "config.json").read_text()).get("weight_quantization") is None
 
 
-@pytest.mark.parametrize("where,message", [("inside", "is inside the input model directory"),
-                                           ("parent", "contains the input model")])
+@pytest.mark.parametrize("where,message", [("inside", "is inside the input --model"),
+                                           ("parent", "contains the input --model")])
 def test_out_inside_or_around_the_input_model_is_refused(own_student, tmp_path, capsys, where, message):
     before = snapshot(tmp_path)
     out = own_student / "int8" if where == "inside" else tmp_path

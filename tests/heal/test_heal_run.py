@@ -66,6 +66,27 @@ def test_a_killed_heal_resumes_to_the_same_result(donor_dir, tmp_path):
     assert done.results == again.results                    # a finished run is not trained again
 
 
+def test_a_heal_killed_while_planning_starts_over_without_overwrite(donor_dir, tmp_path, monkeypatch):
+    import xatl.heal.run as run_module
+
+    donor, _ = trained_donor()
+
+    def killed_in_calibration(*args, **kwargs):
+        raise Killed()
+
+    with monkeypatch.context() as m:
+        m.setattr(run_module, "calibrate", killed_in_calibration)
+        with pytest.raises(Killed):
+            heal(_cfg(donor_dir, tmp_path / "run", budget="20s"), donor=donor, dataset=periodic_data(),
+                 progress=False)
+    saved = json.loads((tmp_path / "run" / "heal.json").read_text())
+    assert saved["status"] == "planning" and (tmp_path / "run" / "student").is_dir()
+    done = heal(_cfg(donor_dir, tmp_path / "run", budget="20s"), donor=donor, dataset=periodic_data(), progress=False)
+    assert done.plan["align_steps"] >= 1 and (tmp_path / "run" / "train" / "final" / "config.json").is_file()
+    with pytest.raises(OutputExistsError, match="another heal run"):       # other settings still need --overwrite
+        heal(_cfg(donor_dir, tmp_path / "run", budget="4steps"), donor=donor, dataset=periodic_data(), progress=False)
+
+
 def test_heal_refuses_a_foreign_directory_and_other_settings(donor_dir, tmp_path):
     donor, _ = trained_donor()
     foreign = tmp_path / "foreign"

@@ -123,6 +123,9 @@ def test_changed_files_are_refused(tmp_path):
     assert "model.safetensors has 5 bytes, not 10" in publishing_problem(out)
     (out / "model.safetensors").unlink()
     assert "model.safetensors is missing" in publishing_problem(out)
+    (out / "model.safetensors").write_bytes(b"x" * 10)
+    (out / "config.json").write_text('{"edited": true}')         # a user's edit of a config is theirs to make
+    assert publishing_problem(out) is None
 
 
 def test_scratch_of_a_live_process_is_left_alone(tmp_path):

@@ -14,7 +14,15 @@ import torch
 
 from ..errors import DonorLoadError
 from ..utils.fs import publishing_problem
-from ..utils.model_checks import invalid_config, layer_count_problem, loading_problem, nonfinite_problem, size_problem
+from ..utils.model_checks import (
+    checkpoint_dtypes,
+    dtype_problem,
+    invalid_config,
+    layer_count_problem,
+    loading_problem,
+    nonfinite_problem,
+    size_problem,
+)
 from ..utils.remote_code import refusal, remote_code_allowed, reraise_refusal
 from .registry import get_adapter
 
@@ -141,7 +149,8 @@ def load_checked(src: DonorSource, config, dtype: torch.dtype, error_type: type[
         raise error_type(problem)
     model, info = AutoModelForCausalLM.from_pretrained(src.path, dtype=dtype, output_loading_info=True,
                                                        **{"config": config, **src.kwargs, **kwargs})
-    problem = loading_problem(info, where) or nonfinite_problem(model, where)
+    stored = checkpoint_dtypes(src.path) if src.kind == "dir" else None
+    problem = loading_problem(info, where) or dtype_problem(model, stored, where) or nonfinite_problem(model, where)
     if problem:
         raise error_type(problem)
     if src.kind == "gguf":

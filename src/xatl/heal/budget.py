@@ -18,6 +18,8 @@ _UNITS = {"s": ("seconds", 1.0), "sec": ("seconds", 1.0), "m": ("seconds", 60.0)
 _MAGNITUDE = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKMG]?)\s*(tokens|tok|steps|step|sec|min|s|m|h)\s*$")
 EXAMPLES = "15m, 90s, 1h, 400steps, 1.5Mtok"
+LIMITS = {"seconds": 30 * 86400.0, "steps": 1e9, "tokens": 1e13}
+"""The largest budget of each kind accepted: 30 days, a billion steps, 10T tokens (a 28-digit budget is a typo)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class Budget:
         amount = float(m.group(1)) * scale * _MAGNITUDE[m.group(2).lower()]
         if amount <= 0:
             raise ConfigError(f"budget {text!r} must be positive")
+        if amount > LIMITS[kind]:
+            raise ConfigError(f"budget {text!r} is beyond any healing run (at most {LIMITS[kind]:,.0f} {kind}); give a "
+                              f"smaller one, e.g. {EXAMPLES}")
         return cls(kind, amount)
 
     def __str__(self) -> str:

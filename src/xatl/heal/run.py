@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 HEAL_FILE = "heal.json"
 OWNED = ("student", "train", HEAL_FILE)
 """What a heal run writes into its directory (all that ``overwrite`` removes)."""
+PLANNING = "planning"
+"""heal.json's status until the plan is made (convert, layer choice, calibration): a rerun killed there starts over."""
 LOCK = ".heal.lock"
 """Held for the whole run (convert, calibration, training): a second heal on the same --out is refused."""
 
@@ -66,15 +68,22 @@ def prepare(cfg: HealConfig) -> dict | None:
     saved = _read_json(out / HEAL_FILE) if out.is_dir() else None
     refuse_foreign(out)
     if saved is not None and saved.get("plan_hash") == cfg.plan_hash() and not cfg.overwrite:
-        return saved
+        if saved.get("status") != PLANNING:
+            return saved
+        _remove_owned(out)        # killed while converting/choosing/calibrating: nothing to keep, plan again
+        return None
     if out.is_dir() and any(p.name != LOCK for p in out.iterdir()):
         if not cfg.overwrite:
             what = "another heal run (other settings)" if saved is not None else "an unfinished heal run"
             raise OutputExistsError(f"--out {str(out)!r} holds {what}; use a new --out, or --overwrite to replace it")
-        for name in OWNED:
-            p = out / name
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        _remove_owned(out)
     return None
+
+
+def _remove_owned(out: Path) -> None:
+    for name in OWNED:
+        p = out / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 def refuse_foreign(out: Path) -> None:
@@ -133,6 +142,7 @@ def _heal(cfg: HealConfig, donor, dataset, progress: bool, on_step) -> HealResul
         if all(keeps_donor_attention(m) for m in config.layer_mixers):     # before anything is written
             raise ConfigError("every layer keeps softmax attention: nothing to heal; list fewer --attention-layers")
         selection = None
+        atomic_write_json(out / HEAL_FILE, {"plan_hash": cfg.plan_hash(), "config": cfg.to_dict(), "status": PLANNING})
         if auto:
             from .choose import choose_layers
 

@@ -168,12 +168,12 @@ def save_quantized(model_dir: str | os.PathLike, out: str | os.PathLike, cfg: Qu
 
     from ..eval.loading import load_weights, resolve_causal_lm
     from ..transfer.convert import save_student
-    from ..utils.fs import check_output_dir
+    from ..utils.fs import check_not_input, check_output_dir
 
     cfg = QuantizeConfig() if cfg is None else cfg
     t0 = time.perf_counter()
     src, config = resolve_causal_lm(model_dir)
-    check_not_input(out, src.path)
+    check_not_input(out, src.path, "--model")
     out = check_output_dir(out, overwrite)
     if quantized_as(config) is not None:
         raise ConfigError(f"{str(model_dir)!r} is already quantised ({quantized_as(config)}); quantise the float "
@@ -197,21 +197,6 @@ def save_quantized(model_dir: str | os.PathLike, out: str | os.PathLike, cfg: Qu
     n = sum(1 for m in model.modules() if type(m) is quantised)
     save_student(model, out, tokenizer=tokenizer, overwrite=overwrite)
     return QuantizeResult(Path(out), cfg.to, n, before, tensor_bytes(model), time.perf_counter() - t0)
-
-
-def check_not_input(out: str | os.PathLike, model_dir: str | os.PathLike) -> None:
-    """Refuse an output directory that is the input model's directory (under any spelling: a trailing slash, a
-    relative path, a symlink), lies inside it or contains it: writing there would replace or change the input."""
-    o, m = Path(out).expanduser().resolve(), Path(model_dir).expanduser().resolve()
-    if o == m:
-        raise ConfigError(f"--out {str(out)!r} is the input model {str(model_dir)!r}; choose another directory (the "
-                          "float student stays as it is)")
-    if m in o.parents:
-        raise ConfigError(f"--out {str(out)!r} is inside the input model directory {str(model_dir)!r}; choose a "
-                          "directory outside it")
-    if o in m.parents:
-        raise ConfigError(f"--out {str(out)!r} contains the input model {str(model_dir)!r}; choose a directory "
-                          "that does not hold it")
 
 
 def pack_for_cpu(model: nn.Module) -> nn.Module:

@@ -173,8 +173,10 @@ class Trainer:
         except Exception as e:
             reraise_refusal(str(self.src), e, ModelLoadError)
             raise
-        if getattr(config, "weight_quantization", None):
-            raise ConfigError(f"{str(self.src)!r} is a {config.weight_quantization} student, quantised for "
+        from ..inference.quantize import quantized_as
+
+        if quantized_as(config):
+            raise ConfigError(f"{str(self.src)!r} is a {quantized_as(config)} student, quantised for "
                               "inference; train the float student it was quantised from, then quantise again")
         train, val = resolve_dataset(dataset, self.cfg, self.tokenizer, config)
         limit = getattr(config, "max_position_embeddings", None)

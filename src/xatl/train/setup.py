@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelLoadError, OutputExistsError, TrainingError
+from ..utils.fs import check_not_input
 from ..utils.remote_code import reraise_refusal
 from .checkpoint import CHECKPOINTS, latest_checkpoint
 from .metrics import METRICS_FILE
@@ -187,6 +188,7 @@ def prepare_out_dir(cfg, is_main: bool) -> Path | None:
     out = Path(cfg.out_dir)
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"out_dir {str(out)!r} is a file; choose a directory")
+    check_not_input(out, cfg.model, "--model")
     ckpt = latest_checkpoint(out)
     if cfg.resume is True and ckpt is None:
         raise TrainingError(f"no checkpoint to resume from in {str(out / CHECKPOINTS)!r}; drop --resume to start "

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..donors.load import load_donor, load_donor_config, load_tokenizer, resolve_source
-from ..utils.fs import atomic_directory, check_output_dir
+from ..utils.fs import atomic_directory, check_not_input, check_output_dir
 from .config import student_config
 from .core import parse_copy, transfer
 from .report import REPORT_FILE, TransferReport
@@ -44,6 +44,7 @@ def convert(donor: str | os.PathLike, out: str | os.PathLike, mixer: str = "rete
             copy=None, mixer_options: dict | None = None, overwrite: bool = False,
             seed: int | None = 0) -> ConvertResult:
     """Load ``donor``, transfer into a ``mixer`` student (hybrid with ``attention_layers``), save it to ``out``."""
+    check_not_input(out, donor, "--donor")
     out = check_output_dir(out, overwrite)
     selected = parse_copy(copy)
     src = resolve_source(donor)

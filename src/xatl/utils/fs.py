@@ -61,6 +61,24 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool, owned: tuple[str,
     return p
 
 
+def check_not_input(out: str | os.PathLike, source: str | os.PathLike, flag: str) -> None:
+    """Refuse an output directory that is the input ``source`` (given by ``flag``) under any spelling (a trailing
+    slash, a relative path, a symlink), lies inside it or contains it: writing there would replace or change the
+    input. A ``source`` that is not a local path (a hub id, an asset name) is not checked."""
+    if not Path(source).expanduser().exists():
+        return
+    o, m = Path(out).expanduser().resolve(), Path(source).expanduser().resolve()
+    if o == m:
+        raise OutputExistsError(f"--out {str(out)!r} is the input {flag} {str(source)!r}; choose another directory "
+                                "(the input stays as it is)")
+    if m in o.parents:
+        raise OutputExistsError(f"--out {str(out)!r} is inside the input {flag} {str(source)!r}; choose a directory "
+                                "outside it")
+    if o in m.parents:
+        raise OutputExistsError(f"--out {str(out)!r} contains the input {flag} {str(source)!r}; choose a directory "
+                                "that does not hold it")
+
+
 def _nearest_existing(p: Path) -> Path:
     """``p`` itself when it exists, else its nearest existing parent (where creating ``p`` would start)."""
     while not p.exists() and p != p.parent:
@@ -95,6 +113,8 @@ Loaders (:func:`publishing_problem`) refuse a directory whose files disagree wit
 PARTIAL = ".xatl-partial"
 """Present while an existing empty directory (a mount point) is being filled in place; it names the files being
 moved in and the process moving them. Loaders refuse a directory holding it; the next write there clears it."""
+CHECKED_SUFFIXES = (".safetensors", ".safetensors.index.json", ".bin", ".gguf", ".pt", ".pth", ".npz")
+"""The files loaders hold to the ``COMPLETE`` record: the weights (other files are the user's to edit or drop)."""
 STEPS = ("filled", "marked", "partial", "moved", "old-out", "new-in", "published")
 """The publishing steps, in order (an in-place fill: partial, moved...; a replacement: old-out, new-in)."""
 
@@ -167,8 +187,8 @@ def recover(path: str | os.PathLike) -> list[str]:
 def publishing_problem(path: str | os.PathLike) -> str | None:
     """Why the directory at ``path`` must not be loaded (None: nothing against it), for the loaders' one line.
 
-    Refused: a directory still marked ``PARTIAL`` (a fill was interrupted), one whose files disagree with its
-    ``COMPLETE`` record (missing, or another size), and a missing ``path`` whose previous version an interrupted
+    Refused: a directory still marked ``PARTIAL`` (a fill was interrupted), one whose weight files disagree with
+    its ``COMPLETE`` record (missing, or another size: cut short by a copy or a full disk), and a missing ``path`` whose previous version an interrupted
     ``--overwrite`` left aside (named, so it can be found). Directories without a record (older xatl, other tools)
     pass: the weight checks of the loaders still apply.
     """
@@ -189,6 +209,8 @@ def publishing_problem(path: str | os.PathLike) -> str | None:
     if (p / COMPLETE).exists() and not isinstance((record or {}).get("files"), dict):
         return f"{str(path)!r} has an unreadable {COMPLETE} record; rerun the command that wrote it with --overwrite"
     for rel, size in ((record or {}).get("files") or {}).items():
+        if not rel.endswith(CHECKED_SUFFIXES):
+            continue                  # a user may drop a report or edit a tokenizer; weights cut short are refused
         f = p / rel
         actual = f.stat().st_size if f.is_file() else None
         if actual != size:

@@ -4,6 +4,7 @@
 * :func:`layer_count_problem`: a config that names more or fewer layers than its checkpoint holds (read from the
   safetensors headers, before anything is allocated: a config saying 100,000 layers is refused at once);
 * :func:`loading_problem`: tensors the checkpoint lacks, holds in excess, or holds in another shape;
+* :func:`dtype_problem`: floating-point weights stored as integers (cast silently by transformers);
 * :func:`nonfinite_problem`: NaN or infinite weights.
 
 Loaders turn them into their own error type (:func:`xatl.donors.load.load_checked`).
@@ -34,6 +35,8 @@ SIZE_LIMITS: dict[str, tuple[int, int]] = {
 """Config field -> (smallest, largest) accepted. The largest public models stay far inside (Llama-3.1-405B: 126
 layers, hidden 16,384, vocab 128,256; Gemma 3: vocab 262,144)."""
 
+INTEGER_DTYPES = frozenset({"BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64"})
+"""safetensors' integer dtypes (int8 weights of a quantised student are integer in the model too: not refused)."""
 _LAYER_INDEX = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer)\.(\d+)\.")
 
 
@@ -65,30 +68,41 @@ def invalid_config(err: BaseException, where: str) -> str | None:
     return f"{where}: config.json is invalid ({detail}); fix config.json"
 
 
-def checkpoint_names(path: str | os.PathLike) -> list[str] | None:
-    """The tensor names in the safetensors checkpoint of model directory ``path``, from the file headers alone
-    (None: no safetensors checkpoint, or headers that cannot be read; the loader then reports it)."""
+def checkpoint_dtypes(path: str | os.PathLike) -> dict[str, str] | None:
+    """{tensor name: safetensors dtype ("F32", "BF16", "I64", ...)} of the safetensors checkpoint of model directory
+    ``path``, from the file headers alone (None: no safetensors checkpoint, or headers that cannot be read; the
+    loader then reports it)."""
     d = Path(path)
     index = d / "model.safetensors.index.json"
     try:
         if index.is_file():
-            return sorted(json.loads(index.read_text())["weight_map"])
-        single = d / "model.safetensors"
-        if not single.is_file():
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        elif (d / "model.safetensors").is_file():
+            shards = ["model.safetensors"]
+        else:
             return None
-        with open(single, "rb") as f:
-            n = int.from_bytes(f.read(8), "little")
-            if not 0 < n <= min(single.stat().st_size - 8, 100 << 20):
+        out: dict[str, str] = {}
+        for shard in shards:
+            header = _header(d / shard)
+            if header is None:
                 return None
-            header = json.loads(f.read(n))
-        return sorted(k for k in header if k != "__metadata__")
-    except (OSError, ValueError, KeyError, TypeError):
+            out.update({k: v["dtype"] for k, v in header.items() if k != "__metadata__"})
+        return out
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def _header(file: Path) -> dict | None:
+    with open(file, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        if not 0 < n <= min(file.stat().st_size - 8, 100 << 20):
+            return None
+        return json.loads(f.read(n))
 
 
 def layer_count_problem(config, path: str | os.PathLike, where: str) -> str | None:
     """A config whose layer count differs from the layers its checkpoint at ``path`` holds."""
-    names = checkpoint_names(path)
+    names = checkpoint_dtypes(path)
     layers = {int(m.group(1)) for n in names or () if (m := _LAYER_INDEX.search(n))}
     field = "num_hidden_layers" if hasattr(config, "num_hidden_layers") else "n_layer"
     declared = getattr(config, field, None)
@@ -107,6 +121,19 @@ def loading_problem(info: dict, where: str) -> str | None:
             shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
             return (f"{where}: the checkpoint {what} tensors ({shown}) for its config; re-save or re-convert the "
                     "model (its weights and config.json disagree)")
+    return None
+
+
+def dtype_problem(model, stored: dict[str, str] | None, where: str) -> str | None:
+    """A floating-point tensor of ``model`` that its checkpoint stores as integers (``stored``:
+    :func:`checkpoint_dtypes`): transformers would cast it silently."""
+    if not stored:
+        return None
+    state = model.state_dict()
+    for name, dtype in sorted(stored.items()):
+        if dtype in INTEGER_DTYPES and name in state and state[name].is_floating_point():
+            return (f"{where}: tensor {name!r} is stored as {dtype} where the model needs floating point; re-save the "
+                    "model with float weights")
     return None
 
 
