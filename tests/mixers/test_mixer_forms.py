@@ -116,7 +116,8 @@ def test_bf16_stays_close_to_fp32(case):
     _close(y.float(), ref, "bf16 vs fp32", tol=0.03)
 
 
-@pytest.mark.parametrize("case", ["lolcats", "lolcats-decay", "lolcats-cache-decay", "lolcats-long-cache"])
+@pytest.mark.parametrize("case", ["lolcats", "lolcats-decay", "lolcats-cache-decay", "lolcats-long-cache",
+                                  "lolcats-long-sinks", "lolcats-sinks-cache"])
 def test_parameter_gradients_agree(case):
     """The new parameters (feature maps, window factor, decay) get the same gradients from every form."""
     mixer, rotary = make_mixer(case, seed=4)
@@ -136,7 +137,7 @@ def test_parameter_gradients_agree(case):
 
 
 @pytest.mark.parametrize("case", ["lolcats", "lolcats-decay", "lolcats-cache", "lolcats-cache-decay", "lolcats-long",
-                                  "lolcats-long-cache"])
+                                  "lolcats-long-cache", "lolcats-sinks", "lolcats-sinks-cache"])
 def test_state_stays_the_same_size_over_1000_decode_steps(case):
     mixer, rotary = make_mixer(case, seed=5)
     mixer.opts.form = "chunked"
@@ -151,7 +152,8 @@ def test_state_stays_the_same_size_over_1000_decode_steps(case):
     assert torch.isfinite(y).all()
 
 
-@pytest.mark.parametrize("case, invariant", [("lolcats", False), ("lolcats-long", True), ("lolcats-long-cache", True)])
+@pytest.mark.parametrize("case, invariant", [("lolcats", False), ("lolcats-long", True), ("lolcats-long-cache", True),
+                                             ("lolcats-long-sinks", True)])
 def test_linear_part_without_rope_is_shift_invariant(case, invariant):
     """With linear_rope=False only the window sees positions, through RoPE, which is relative: the same tokens at
     positions 0.. and at 5000.. give the same outputs. LoLCATs' feature maps on rotated q/k do not (their scores

@@ -95,7 +95,7 @@ def _window_linear(T, g, window=5, Hkv=1, Fdim=4, decay=False, lin_keys=False):
     return inputs, kwargs, state
 
 
-def _window_linear_cache(T, g, size=3, evict=1, decay=False, lin_keys=False, **kw):
+def _window_linear_cache(T, g, size=3, evict=1, decay=False, lin_keys=False, pinned=0, **kw):
     """As ``_window_linear`` plus a sparse cache (``size`` kept, ``evict`` at once) per query head; the state's
     cache holds two pairs less than its capacity (the same slots in every head, as the op keeps them)."""
     inputs, kwargs, state = _window_linear(T, g, decay=decay, **kw)
@@ -108,7 +108,7 @@ def _window_linear_cache(T, g, size=3, evict=1, decay=False, lin_keys=False, **k
         kwargs["k_lin"] = torch.randn(B, kw.get("Hkv", 1), T, K, generator=g)
         state = state + (torch.randn(B, kw.get("Hkv", 1), kw.get("window", 5), K, generator=g),
                          torch.randn(B, H, cap, K, generator=g) * valid[..., None])
-    kwargs.update(size=size, evict=evict)
+    kwargs.update(size=size, evict=evict, pinned=pinned)
     return inputs, kwargs, state
 
 
@@ -146,6 +146,11 @@ OPS = {
     "window_linear_cache_lin_keys": (naive_window_linear_cache, chunk_window_linear_cache,
                                      recurrent_window_linear_cache, partial(_window_linear_cache, size=2, evict=3,
                                                                             decay=True, lin_keys=True)),
+    "window_linear_cache_sinks": (naive_window_linear_cache, chunk_window_linear_cache, recurrent_window_linear_cache,
+                                  partial(_window_linear_cache, size=3, evict=1, pinned=3, decay=True)),
+    "window_linear_cache_sinks_lola": (naive_window_linear_cache, chunk_window_linear_cache,
+                                       recurrent_window_linear_cache, partial(_window_linear_cache, size=3, evict=2,
+                                                                              pinned=1, decay=True, lin_keys=True)),
     "window_linear_cache_big_evict": (naive_window_linear_cache, chunk_window_linear_cache,
                                       recurrent_window_linear_cache, partial(_window_linear_cache, size=2,
                                                                              evict=CHUNK + 3)),

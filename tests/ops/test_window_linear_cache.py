@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xatl.ops.window_linear_cache import NEVER, cache_schedule, membership
+from xatl.ops.window_linear_cache import NEVER, _loop_schedule, _sink_schedule, cache_schedule, membership
 
 
 def _onehot(i: int, n: int = 4) -> torch.Tensor:
@@ -62,3 +62,58 @@ def test_a_full_cache_state_is_refused():
     with pytest.raises(ValueError, match="never full"):
         cache_schedule(torch.rand(1, 1, 3, 2), torch.rand(1, 1, 3, 2), valid, torch.zeros(1, 1, 2, 2),
                        torch.zeros(1, 1, 2), None, size=1, evict=1, T=1)
+
+
+@pytest.mark.parametrize("filled", [0, 1, 3])
+def test_sinks_stay_and_the_fast_schedule_is_the_loop(filled):
+    """Sinks alone (size = pinned, evict 1): the first pairs to leave the window fill the free sink slots and stay;
+    every later one enters the linear state at the step it leaves. The vectorised schedule equals the sequential
+    definition (padding included), and with LoLA's cache beside them the sinks are never the ones evicted."""
+    g = torch.Generator().manual_seed(filled)
+    size, T, B, H = 3, 9, 2, 2
+    cap = size + 1
+    N = cap + 4 + T
+    fk, V = torch.rand(B, H, N, 3, generator=g) + 0.1, torch.randn(B, H, N, 4, generator=g)
+    valid = torch.rand(B, 1, N, generator=g).expand(B, H, N) > 0.3
+    valid[:, :, :cap] = False
+    valid[:, :, :filled] = True                                                      # sinks already held
+    S0, z0 = torch.rand(B, H, 3, 4, generator=g), torch.rand(B, H, 3, generator=g)
+    fast = _sink_schedule(valid, size, T)
+    loop = _loop_schedule(fk, V, valid, S0, z0, None, size, 1, T, pinned=size)
+    assert torch.equal(fast[0], loop[0]) and torch.equal(fast[1], loop[1])
+    steps = valid[0, 0, cap:cap + T].nonzero()[:, 0]
+    kept = cap + steps[:size - filled]
+    assert (fast[0][0, :, kept] == NEVER).all() and (fast[0][0, :, cap + steps[size - filled:]] ==
+                                                     steps[size - filled:]).all()
+    estep, slots = cache_schedule(fk, V, valid, S0, z0, None, size=size + 2, evict=2, T=T, pinned=size)
+    assert (slots[:, :, :filled] == torch.arange(filled)).all()                    # the held sinks never move
+    assert (estep[:, :, :filled] == NEVER).all()
+    with pytest.raises(ValueError, match="must fit the cache size"):
+        cache_schedule(fk, V, valid, S0, z0, None, size=2, evict=1, T=T, pinned=3)
+
+
+@pytest.mark.parametrize("form", ["naive", "chunked", "recurrent"])
+def test_a_sink_stays_exact_however_far_back(form):
+    """Token 0's key matches every query strongly (a sink, as donors' heads make one); the linear part's features
+    are small. Pinned, token 0 stays in the softmax part: every later output is its value. Without sinks (the plain
+    window + linear op) it goes into the linear part once it leaves the window, where its exp(20) is lost: the
+    outputs are the window's values instead."""
+    from xatl.ops.window_linear import FORMS as PLAIN
+    from xatl.ops.window_linear_cache import FORMS
+
+    g = torch.Generator().manual_seed(0)
+    B, H, T, D, w = 1, 1, 40, 4, 3
+    q = torch.ones(B, H, T, D) + 0.1 * torch.randn(B, H, T, D, generator=g)
+    k = 0.1 * torch.randn(B, H, T, D, generator=g)
+    k[:, :, 0] = 10.0                                                                # q . k_0 / sqrt(D) ~ 20
+    v = torch.randn(B, H, T, D, generator=g)
+
+    def feat(x):
+        return 1e-4 * (torch.nn.functional.elu(x) + 1)
+
+    kw = dict(chunk_size=8) if form == "chunked" else {}
+    pinned, _ = FORMS[form](q, k, v, feat(q), feat, torch.ones(H), w, 1, 1, pinned=1, **kw)
+    free, _ = PLAIN[form](q, k, v, feat(q), feat, torch.ones(H), w, **kw)
+    late = slice(w + 5, T)
+    assert (pinned[0, 0, late] - v[0, 0, 0]).abs().max() < 1e-3
+    assert (free[0, 0, late] - v[0, 0, 0]).abs().max() > 0.5

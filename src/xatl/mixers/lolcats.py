@@ -8,8 +8,9 @@ donor's Q/K/V/O copy in unchanged and the window part *is* the donor's attention
 maps (applied to the rotated queries and keys, as in LoLCATs) and the per-head window factor are new. The
 attention-transfer stage (``xatl heal``) trains just those to reproduce the donor's attention outputs.
 State: {"k", "v": (B, H_kv, w, D) rotated keys/values of the last w positions, "valid": (B, w) bool,
-"kv": (B, H, F, D), "k_sum": (B, H, F)}, with ``sparse_cache`` also {"cache_k", "cache_v": (B, H, N, D),
-"cache_valid": (B, H, N)}, N = sparse_cache + cache_evict: fixed size, whatever the sequence length.
+"kv": (B, H, F, D), "k_sum": (B, H, F)}, with ``sparse_cache`` or ``sinks`` also {"cache_k", "cache_v": (B, H, N,
+D), "cache_valid": (B, H, N)}, N = sinks + sparse_cache + cache_evict (sinks alone: sinks + 1): fixed size, whatever
+the sequence length.
 """
 
 from __future__ import annotations
@@ -58,6 +59,20 @@ class LolcatsOptions(FeatureMapOptions):
     cache_evict: int = 64
     """With ``sparse_cache``: the cache holds up to sparse_cache + cache_evict pairs; when full, the cache_evict pairs
     the linear state predicts best move into it at once (LoLA evicts per chunk; 1 decides at every token)."""
+    sinks: int = 0
+    """0: none. N > 0: attention sinks (StreamingLLM, Xiao et al. 2024): the first N tokens stay exact in the softmax
+    part for every query, however long the context (the donor's heads park much of their attention there, which
+    the linear part cannot reproduce); needs no new weights. With ``sparse_cache`` they take N of its slots more."""
+
+    @property
+    def cache_size(self) -> int:
+        """Exact pairs kept beyond the window (sinks and LoLA's cache); 0: the plain window + linear op."""
+        return self.sparse_cache + self.sinks
+
+    @property
+    def evict(self) -> int:
+        """Pairs the cache takes in before it decides (LoLA's batch; 1 with sinks alone: no decision to make)."""
+        return self.cache_evict if self.sparse_cache else 1
 
     def validate(self) -> None:
         super().validate()
@@ -65,6 +80,8 @@ class LolcatsOptions(FeatureMapOptions):
             raise ValueError(f"window must be >= 1, got {self.window}")
         if self.sparse_cache < 0:
             raise ValueError(f"sparse_cache must be >= 0 (pairs per head), got {self.sparse_cache}")
+        if self.sinks < 0:
+            raise ValueError(f"sinks must be >= 0 (first tokens kept exact), got {self.sinks}")
         if self.cache_evict < 1:
             raise ValueError(f"cache_evict must be >= 1, got {self.cache_evict}")
         if self.decay_span != 0 and not self.decay_span > 1:
@@ -100,19 +117,19 @@ class LolcatsAttention(Mixer):
         state = {"k": torch.zeros(batch_size, Hkv, w, D, **f32), "v": torch.zeros(batch_size, Hkv, w, D, **f32),
                  "valid": torch.zeros(batch_size, w, device=device, dtype=torch.bool),
                  "kv": torch.zeros(batch_size, H, Fd, D, **f32), "k_sum": torch.zeros(batch_size, H, Fd, **f32)}
-        if self.opts.sparse_cache:
-            N = self.opts.sparse_cache + self.opts.cache_evict
+        if self.opts.cache_size:
+            N = self.opts.cache_size + self.opts.evict
             state.update(cache_k=torch.zeros(batch_size, H, N, D, **f32), cache_v=torch.zeros(batch_size, H, N, D, **f32),
                          cache_valid=torch.zeros(batch_size, H, N, device=device, dtype=torch.bool))
         if not self.opts.linear_rope:
             state["k_lin"] = torch.zeros(batch_size, Hkv, w, D, **f32)
-            if self.opts.sparse_cache:
+            if self.opts.cache_size:
                 state["cache_k_lin"] = torch.zeros_like(state["cache_k"])
         return state
 
     def state_keys(self) -> tuple[str, ...]:
         """The order of the op's state tuple."""
-        cache, lin = bool(self.opts.sparse_cache), not self.opts.linear_rope
+        cache, lin = bool(self.opts.cache_size), not self.opts.linear_rope
         return (STATE_KEYS + (CACHE_KEYS if cache else ()) + (LINEAR_KEYS if lin else ())
                 + (CACHE_LINEAR_KEYS if cache and lin else ()))
 
@@ -128,8 +145,10 @@ class LolcatsAttention(Mixer):
             kw["k_lin"] = k_raw
         fq = self.q_map(q if self.opts.linear_rope else q_raw)
         args = (q, k, v, fq, self.k_map, torch.sigmoid(self.window_factor), self.opts.window)
-        forms, extra = ((CACHE_FORMS, (self.opts.sparse_cache, self.opts.cache_evict)) if self.opts.sparse_cache
-                        else (FORMS, ()))
+        if self.opts.cache_size:
+            forms, extra, kw["pinned"] = CACHE_FORMS, (self.opts.cache_size, self.opts.evict), self.opts.sinks
+        else:
+            forms, extra = FORMS, ()
         o, final = run_form(forms, self._form_for(T, state), *args, *extra, **kw,
                             chunked=dict(chunk_size=self.opts.chunk_size))
         new_state = dict(zip(keys, final)) if use_cache else None

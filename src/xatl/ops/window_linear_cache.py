@@ -11,6 +11,11 @@ worst-predicted stay. A pair's error under the state (S, z) is LoLA's self-recal
 Evicting in batches keeps the sequential part short (one decision per ``evict`` tokens, as LoLA evicts per chunk);
 ``evict=1`` decides at every token.
 
+``pinned`` (attention sinks, Xiao et al. 2024): the first ``pinned`` pairs of the sequence stay in the cache for
+good (counted in ``size``; they take cache slots 0..pinned-1, which are never evicted). With ``size == pinned``
+and ``evict == 1`` the cache holds only the sinks: every other pair goes from the window straight into the linear
+state, as in ``window_linear`` (the schedule is then computed without the sequential loop).
+
 For query t: softmax terms over its window and the cache, shifted by their joint row maximum and scaled by the
 window factor f; linear terms over every evicted pair (decayed by ``log_decay`` as in ``window_linear``, from the
 step it was evicted); one normalised sum.
@@ -82,13 +87,23 @@ def _linear_state(initial_state, B: int, H: int, Fd: int, Dv: int, like: torch.T
 
 
 @torch.no_grad()
-def cache_schedule(fk, V, valid, S0, z0, log_decay, size: int, evict: int, T: int):
+def cache_schedule(fk, V, valid, S0, z0, log_decay, size: int, evict: int, T: int, pinned: int = 0):
     """The eviction decisions of a call (module docstring).
 
     fk, V, valid: the extended sequence (B, H, N, .); S0 (B, H, F, D), z0 (B, H, F): the linear state before it.
     Returns ``estep`` (B, H, N): the step at which each extended position enters the linear state (``NEVER``:
     not in this call), and ``slots`` (B, H, size + evict): the extended position each cache slot holds after the
-    last step (-1: empty). Rows are scheduled one at a time (their padding differs); heads at once."""
+    last step (-1: empty); slots below ``pinned`` are never evicted. Rows are scheduled one at a time (their
+    padding differs); heads at once."""
+    if not 0 <= pinned <= size:
+        raise ValueError(f"pinned pairs ({pinned}) must fit the cache size ({size})")
+    if pinned == size and evict == 1:
+        return _sink_schedule(valid, size, T)
+    return _loop_schedule(fk, V, valid, S0, z0, log_decay, size, evict, T, pinned)
+
+
+def _loop_schedule(fk, V, valid, S0, z0, log_decay, size: int, evict: int, T: int, pinned: int):
+    """``cache_schedule`` by its sequential definition: one decision per ``evict`` pairs leaving the window."""
     B, H, N, Fd = fk.shape
     cap, dev = size + evict, fk.device
     estep = torch.full((B, H, N), NEVER, dtype=torch.long, device=dev)
@@ -119,7 +134,9 @@ def cache_schedule(fk, V, valid, S0, z0, log_decay, size: int, evict: int, T: in
                 -1, -1, Vf.shape[-1]))
             num, den = fc @ S, (fc * z[:, None]).sum(-1, keepdim=True)
             pred = torch.where(den > 0, num / den.clamp(min=1e-30), torch.zeros_like(num))
-            out = (vc - pred).square().sum(-1).topk(evict, dim=1, largest=False, sorted=False).indices   # (H, G)
+            err = (vc - pred).square().sum(-1)
+            err[:, :pinned] = float("inf")                               # sinks stay
+            out = err.topk(evict, dim=1, largest=False, sorted=False).indices   # (H, G)
             x = slots.gather(1, out)
             estep[b].scatter_(1, x, t)
             fe = fkf[b].gather(1, x[..., None].expand(-1, -1, Fd))
@@ -127,6 +144,29 @@ def cache_schedule(fk, V, valid, S0, z0, log_decay, size: int, evict: int, T: in
             z = z + fe.sum(1)
             slots.scatter_(1, out, -1)
             count = size
+        final[b] = slots
+    return estep, final
+
+
+def _sink_schedule(valid, size: int, T: int):
+    """``cache_schedule`` when the cache holds only ``size`` sinks (evict 1): the first valid pairs to leave the
+    window fill the free slots in slot order and stay; every later one enters the linear state at the step it
+    leaves the window."""
+    B, H, N = valid.shape
+    cap, dev = size + 1, valid.device
+    estep = torch.full((B, H, N), NEVER, dtype=torch.long, device=dev)
+    final = torch.empty(B, H, cap, dtype=torch.long, device=dev)
+    ar = torch.arange(cap, device=dev)
+    for b in range(B):
+        slots = torch.where(valid[b, :, :cap], ar, -1)                                # (H, cap)
+        steps = valid[b, 0, cap:cap + T].nonzero()[:, 0]
+        free = int(size - (slots[0, :size] >= 0).sum())
+        if (slots[:, size:] >= 0).any():
+            raise ValueError(f"a sink cache state holds a pair in slot {size}, which is always empty between steps")
+        empty = torch.sort((slots[0, :size] >= 0).int(), stable=True).indices[:free]
+        slots[:, empty[:len(steps)]] = cap + steps[:free]
+        later = cap + steps[free:]
+        estep[b][:, later] = steps[free:]
         final[b] = slots
     return estep, final
 
@@ -157,25 +197,26 @@ def _final_state(K, V, fk, win, estep, slots, S0, z0, g, T: int, w: int, KL=None
             z0 * over_all[:, None] + fkd.sum(2), *_final_cache(K, V, slots, KL, win, w))
 
 
-def _prepare(q, k, v, fq, k_features, w: int, size: int, evict: int, key_mask, initial_state, log_decay, k_lin):
+def _prepare(q, k, v, fq, k_features, w: int, size: int, evict: int, key_mask, initial_state, log_decay, k_lin,
+             pinned: int = 0):
     """What every form starts from: the extended sequence, the linear state before the call, the schedule and the
     step each extended position leaves the window: (K, V, valid, fk, win, KL, S0, z0, estep, slots, enter)."""
     B, H = q.shape[:2]
     cap = size + evict
     K, V, valid, fk, win, KL = extended(k, v, key_mask, initial_state, w, cap, H, k_features, k_lin)
     S0, z0 = _linear_state(initial_state, B, H, fq.shape[-1], v.shape[-1], K)
-    estep, slots = cache_schedule(fk, V, valid, S0, z0, log_decay, size, evict, q.shape[2])
+    estep, slots = cache_schedule(fk, V, valid, S0, z0, log_decay, size, evict, q.shape[2], pinned)
     return K, V, valid, fk, win, KL, S0, z0, estep, slots, membership(K.shape[2], cap, K)
 
 
 def naive_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int, evict: int = 1,
                               scale: float | None = None, key_mask=None, initial_state=None,
-                              output_final_state: bool = False, log_decay=None, k_lin=None):
+                              output_final_state: bool = False, log_decay=None, k_lin=None, pinned: int = 0):
     """Reference: (T, N) masks of the window, the cache and the linear state, from the schedule."""
     dtype, (_, H, T, D) = v.dtype, q.shape
     w, cap = window, size + evict
     K, V, valid, fk, win, KL, S0, z0, estep, slots, enter = _prepare(q, k, v, fq, k_features, w, size, evict, key_mask,
-                                                                   initial_state, log_decay, k_lin)
+                                                                   initial_state, log_decay, k_lin, pinned)
     ct, N = K.dtype, K.shape[2]
     t = torch.arange(T, device=q.device)[:, None]
     x = torch.arange(N, device=q.device)[None, :]
@@ -205,14 +246,15 @@ def _select(mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def chunk_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int, evict: int = 1,
                               scale: float | None = None, key_mask=None, initial_state=None,
-                              output_final_state: bool = False, chunk_size: int = 64, log_decay=None, k_lin=None):
+                              output_final_state: bool = False, chunk_size: int = 64, log_decay=None, k_lin=None,
+                              pinned: int = 0):
     """Chunked: per query chunk of C, the (w + C - 1)-key window strip, the at most size + evict + C pairs that can
     be cached during it, and for the linear part the state at the chunk's start plus the at most C + evict pairs
     evicted during it."""
     dtype, (B, H, T, D) = v.dtype, q.shape
     C, w, cap = chunk_size, window, size + evict
     K, V, valid, fk, win, KL, S0, z0, estep, slots, enter = _prepare(q, k, v, fq, k_features, w, size, evict, key_mask,
-                                                                   initial_state, log_decay, k_lin)
+                                                                   initial_state, log_decay, k_lin, pinned)
     ct, Dv = K.dtype, v.shape[-1]
     n, sc = -(-T // C), _scale(scale, D)
     pad = n * C - T
@@ -263,13 +305,13 @@ def chunk_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window
 
 def recurrent_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int,
                                   evict: int = 1, scale: float | None = None, key_mask=None, initial_state=None,
-                                  output_final_state: bool = False, log_decay=None, k_lin=None):
+                                  output_final_state: bool = False, log_decay=None, k_lin=None, pinned: int = 0):
     """Token by token (decoding): decay the linear state, add the pairs evicted at this step, then one normalised
     sum over the window, the cache (pairs that have left the window and are not evicted) and the linear state."""
     dtype, (_, H, T, D) = v.dtype, q.shape
     w, cap = window, size + evict
     K, V, valid, fk, win, KL, S, z, estep, slots, enter = _prepare(q, k, v, fq, k_features, w, size, evict, key_mask,
-                                                                 initial_state, log_decay, k_lin)
+                                                                 initial_state, log_decay, k_lin, pinned)
     ct, N = K.dtype, K.shape[2]
     g = _log_gamma(log_decay, H, K)
     gamma = torch.exp(g)[None, :]                                                     # (1, H)
