@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from subproc import run
-from xatl.utils.fs import COMPLETE, PARTIAL, STEPS, atomic_directory, check_output_dir, publishing_problem, recover
+from xatl.utils.fs import COMPLETE, PARTIAL, atomic_directory, check_output_dir, publishing_problem, recover
 
 # writes three files through atomic_directory and is killed (SIGKILL) at the N-th time it reaches step STEP
 CHILD = textwrap.dedent("""
@@ -63,13 +63,15 @@ def test_kill_before_a_new_directory_is_renamed(tmp_path, step):
 
 
 @pytest.mark.parametrize("step,nth", [("filled", 1), ("marked", 1), ("partial", 1), ("moved", 1), ("moved", 2),
-                                      ("moved", 3)])
+                                      ("moved", 3), ("moved", 4), ("published", 1)])
 def test_kill_while_filling_an_empty_directory_in_place(tmp_path, step, nth):
     out = tmp_path / "mnt"
     out.mkdir()
     assert publish(out, step, nth) == -9
     problem = publishing_problem(out)
-    if step in ("partial", "moved"):
+    if step == "published":
+        assert problem is None and len(files(out)) == 3
+    elif step in ("partial", "moved"):
         assert (out / PARTIAL).exists()
         assert problem and "is incomplete (writing it was interrupted)" in problem
     else:
@@ -80,7 +82,7 @@ def test_kill_while_filling_an_empty_directory_in_place(tmp_path, step, nth):
     assert sorted(p.name for p in out.iterdir()) == [COMPLETE, "config.json", "model.safetensors", "tokenizer.json"]
 
 
-@pytest.mark.parametrize("step", ["filled", "marked", "old-out", "new-in"])
+@pytest.mark.parametrize("step", ["filled", "marked", "old-out", "new-in", "published"])
 def test_kill_while_replacing_loses_nothing(tmp_path, step):
     out = tmp_path / "m"
     assert publish(out, version="old") == 0
@@ -91,7 +93,7 @@ def test_kill_while_replacing_loses_nothing(tmp_path, step):
         assert problem and "interrupted --overwrite left its previous version in" in problem
         notes = recover(out)                        # what the next run does first
         assert notes and notes[0].startswith("restored")
-    expected = "new" if step == "new-in" else "old"
+    expected = "new" if step in ("new-in", "published") else "old"
     assert set(files(out).values()) == {expected * 100} and publishing_problem(out) is None
     recover(out)
     assert siblings(out) == []
@@ -128,17 +130,47 @@ def test_changed_files_are_refused(tmp_path):
     assert publishing_problem(out) is None
 
 
-def test_scratch_of_a_live_process_is_left_alone(tmp_path):
+def test_only_dead_scratch_of_xatls_own_naming_is_removed(tmp_path):
+    """Scratch is xatl's only under mkdtemp's exact names, and dead only when no process holds its lock (pids
+    repeat: a container's xatl is often pid 1 again). A user's look-alike names are never touched."""
     import os
 
+    from xatl.utils.fs import _hold
+
     out = tmp_path / "m"
-    live = tmp_path / f".m.tmp-{os.getpid()}-abc"
-    dead = tmp_path / ".m.tmp-999999999-abc"
-    live.mkdir()
-    dead.mkdir()
+    live, dead = tmp_path / ".m.tmp-123-abcdefgh", tmp_path / f".m.tmp-{os.getpid()}-abcdefgh"
+    users = [tmp_path / ".m.tmp-notes", tmp_path / ".m.old-v2", tmp_path / ".m.old-2024-backup"]
+    for d in (live, dead, *users):
+        d.mkdir()
+    (users[1] / "content").mkdir()                                 # looks like an aside copy, is not one
+    fd = _hold(live)
+    try:
+        recover(out)
+    finally:
+        os.close(fd)
+    assert live.exists() and not dead.exists() and all(d.exists() for d in users) and not out.exists()
+
+
+def test_an_aside_copy_is_kept_while_the_output_is_not_complete(tmp_path):
+    out = tmp_path / "m"
+    assert publish(out, version="old") == 0
+    assert publish(out, "old-out", version="new") == -9
+    out.mkdir()                                                    # the user made an empty folder there
     recover(out)
-    assert live.exists() and not dead.exists()
+    assert set(files(out).values()) == {"old" * 100}               # restored into it
+    assert publish(out, "old-out", version="new") == -9
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")                         # not empty, not xatl's: the copy stays aside
+    recover(out)
+    assert any(p.name.startswith(".m.old-") for p in tmp_path.iterdir())
+    assert "interrupted --overwrite" not in (publishing_problem(out) or "")
 
 
-def test_steps_are_all_exercised():
-    assert set(STEPS) == {"filled", "marked", "partial", "moved", "old-out", "new-in", "published"}
+def test_json_outputs_never_hold_nan(tmp_path):
+    from xatl.utils.fs import atomic_write_json
+
+    atomic_write_json(tmp_path / "r.json", {"perplexity": float("nan"), "tasks": [{"acc": float("inf")}, 0.5]})
+    text = (tmp_path / "r.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"perplexity": None, "tasks": [{"acc": None}, 0.5],
+                                "non_finite": {"perplexity": "nan", "tasks[0].acc": "inf"}}

@@ -114,10 +114,10 @@ def load_donor_config(source: str | os.PathLike | DonorSource):
         config = AutoConfig.from_pretrained(src.path, **src.kwargs)
     except Exception as e:  # transformers raises OSError/ValueError/KeyError for unreadable configs
         raise _wrap(src, "config", e) from e
+    get_adapter(config.model_type)
     problem = size_problem(config, str(src))
     if problem:
         raise DonorLoadError(problem)
-    get_adapter(config.model_type)
     return config
 
 

@@ -8,7 +8,6 @@ hash (asset manifests, pinned downloads, the benchmark files, model weights).
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import json
 import logging
@@ -123,62 +122,94 @@ def _step(name: str) -> None:
     """A publishing step was just completed. A no-op: the crash tests replace it to kill the process there."""
 
 
-def _pid_of(name: str, prefix: str) -> int | None:
-    """The process id in a scratch name ``<prefix><pid>-<random>`` (None: not ours, or written by an older xatl)."""
-    m = re.match(re.escape(prefix) + r"(\d+)-", name)
-    return int(m.group(1)) if m else None
+def _scratch_re(prefix: str) -> re.Pattern:
+    """The names ``tempfile.mkdtemp(prefix=<prefix><pid>-)`` gives: nothing else is ever treated as xatl's scratch."""
+    return re.compile(re.escape(prefix) + r"(\d+)-[A-Za-z0-9_]{8}$")
 
 
-def _alive(pid: int | None) -> bool:
-    if pid is None:
+def _scratch(parent: Path, prefix: str) -> list[Path]:
+    """xatl's scratch directories named ``<prefix><pid>-<8 random>`` in ``parent``, oldest name last."""
+    pattern = _scratch_re(prefix)
+    return sorted((p for p in parent.iterdir() if pattern.match(p.name) and p.is_dir() and not p.is_symlink()),
+                  key=lambda p: p.stat().st_mtime, reverse=True) if parent.is_dir() else []
+
+
+def _hold(directory: Path):
+    """An exclusive ``flock`` on ``directory`` held by this process until the returned descriptor is closed: the
+    sign that its writer is alive (pids repeat, in containers especially; a lock dies with its process)."""
+    import fcntl
+
+    fd = os.open(directory, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def _in_use(directory: Path) -> bool:
+    """Whether a live process holds ``directory`` (:func:`_hold`)."""
+    import fcntl
+
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
         return True
-    return pid != 0
+    finally:
+        os.close(fd)
+    return False
+
+
+def _single_names(names) -> list[str]:
+    """The entries of a marker's file list that are plain names inside its directory (never a path out of it)."""
+    return [n for n in names if isinstance(n, str) and n not in ("", ".", "..") and "/" not in n and "\\" not in n] \
+        if isinstance(names, list) else []
 
 
 def recover(path: str | os.PathLike) -> list[str]:
     """Undo what a killed :func:`atomic_directory` left around ``path`` -> one note per repair.
 
-    * a replacement killed between its two renames: ``path`` is gone and its previous version sits in
-      ``.NAME.old-PID-*/content``: it is moved back (when ``path`` exists the swap finished: the old copy goes);
+    * a replacement killed between its two renames: ``path`` is gone (or an empty directory) and its previous
+      version sits in ``.NAME.old-PID-XXXXXXXX/content``: it is moved back; when ``path`` holds a complete record the
+      swap finished and the aside copy goes;
     * an in-place fill killed half way (``PARTIAL`` inside ``path``): the files it had moved in are removed;
-    * scratch directories of dead processes (``.NAME.tmp-PID-*``) are removed.
+    * scratch directories no live process holds (``.NAME.tmp-PID-XXXXXXXX``) are removed.
 
-    Scratch of a process that is still running is left alone.
+    Only names of exactly the form ``tempfile.mkdtemp`` gave them are touched, and only when no live process holds
+    them (a ``flock`` each writer keeps on its scratch).
     """
     final = Path(path).absolute()
     notes: list[str] = []
     parent = final.parent
     if not parent.is_dir():
         return notes
-    for old in sorted(parent.glob(f".{glob.escape(final.name)}.old-*")):
-        if _alive(_pid_of(old.name, f".{final.name}.old-")) or not old.is_dir():
-            continue
+    for old in _scratch(parent, f".{final.name}.old-"):
         content = old / "content"
-        if content.exists() and not final.exists():
+        if _in_use(old) or not content.is_dir():
+            continue
+        if not final.exists() or _empty_dir(final):
             os.replace(content, final)
             notes.append(f"restored {str(final)!r} from an interrupted --overwrite ({old.name})")
+        elif publishing_problem(final) is None and (final / COMPLETE).is_file():
+            pass                                # the swap finished: the aside copy is the old version
+        else:
+            continue                            # keep it: named by the loaders, for the user to decide
         shutil.rmtree(old, ignore_errors=True)
-    for tmp in parent.glob(f".{glob.escape(final.name)}.tmp-*"):
-        if tmp.is_dir() and not _alive(_pid_of(tmp.name, f".{final.name}.tmp-")):
+    for tmp in _scratch(parent, f".{final.name}.tmp-"):
+        if not _in_use(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
-    if final.is_dir():
-        partial = final / PARTIAL
-        record = _read_json(partial) if partial.exists() else None
-        if partial.exists() and not _alive((record or {}).get("pid")):
-            for name in (record or {}).get("files", []):
+    if final.is_dir() and (final / PARTIAL).exists():
+        record = _read_json(final / PARTIAL)
+        held = [t for t in _scratch(final, ".tmp-") if _in_use(t)]
+        if not held:
+            for name in _single_names((record or {}).get("files") if isinstance(record, dict) else None):
                 child = final / name
                 shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
-            partial.unlink(missing_ok=True)
-            notes.append(f"removed the half-written files of an interrupted write into {str(final)!r}")
-        for tmp in final.glob(".tmp-*"):
-            if tmp.is_dir() and not _alive(_pid_of(tmp.name, ".tmp-")):
+            (final / PARTIAL).unlink(missing_ok=True)
+            for tmp in _scratch(final, ".tmp-"):
                 shutil.rmtree(tmp, ignore_errors=True)
+            notes.append(f"removed the half-written files of an interrupted write into {str(final)!r}")
     for note in notes:
         log.warning("%s", note)
     return notes
@@ -194,8 +225,7 @@ def publishing_problem(path: str | os.PathLike) -> str | None:
     """
     p = Path(path).expanduser()
     if not p.exists():
-        olds = sorted(o / "content" for o in p.absolute().parent.glob(f".{glob.escape(p.name)}.old-*")
-                      if (o / "content").exists())
+        olds = [o / "content" for o in _scratch(p.absolute().parent, f".{p.name}.old-") if (o / "content").exists()]
         if olds:
             return (f"{str(path)!r} is missing: an interrupted --overwrite left its previous version in "
                     f"{str(olds[0])!r}; rerun the command that wrote it (it restores it) or move that folder back")
@@ -205,18 +235,23 @@ def publishing_problem(path: str | os.PathLike) -> str | None:
     if (p / PARTIAL).exists():
         return (f"{str(path)!r} is incomplete (writing it was interrupted); rerun the command that wrote it, which "
                 "clears it first")
-    record = _read_json(p / COMPLETE) if (p / COMPLETE).exists() else None
-    if (p / COMPLETE).exists() and not isinstance((record or {}).get("files"), dict):
-        return f"{str(path)!r} has an unreadable {COMPLETE} record; rerun the command that wrote it with --overwrite"
-    for rel, size in ((record or {}).get("files") or {}).items():
-        if not rel.endswith(CHECKED_SUFFIXES):
+    if not (p / COMPLETE).exists():
+        return None
+    record = _read_json(p / COMPLETE)
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, dict):
+        return (f"{str(path)!r} has an unreadable {COMPLETE} record; rerun the command that wrote it with "
+                f"--overwrite, or delete {COMPLETE} if you changed the files on purpose")
+    for rel, size in files.items():
+        if not isinstance(rel, str) or not rel.endswith(CHECKED_SUFFIXES) or ".." in Path(rel).parts:
             continue                  # a user may drop a report or edit a tokenizer; weights cut short are refused
         f = p / rel
         actual = f.stat().st_size if f.is_file() else None
         if actual != size:
             what = "is missing" if actual is None else f"has {actual} bytes, not {size}"
             return (f"{str(path)!r} is incomplete or was changed after xatl wrote it ({rel} {what}); rerun the "
-                    "command that wrote it with --overwrite")
+                    f"command that wrote it with --overwrite, or delete {COMPLETE} if you changed the weights on "
+                    "purpose")
     return None
 
 
@@ -267,6 +302,7 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
     except OSError as e:
         raise OutputExistsError(f"cannot write {str(final)!r} ({e.strerror or e}); choose a writable output "
                                 "path") from None
+    held = [_hold(tmp)]                         # released when this call ends, or when the process dies
     moved: list[Path] = []
     try:
         yield tmp
@@ -276,7 +312,8 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
         _step("marked")
         if in_place:
             children = sorted((c for c in tmp.iterdir() if c.name != COMPLETE), key=lambda c: c.name)
-            _write_synced(final / PARTIAL, json.dumps({"pid": pid, "files": [c.name for c in children]}).encode())
+            names = [c.name for c in children] + [COMPLETE]
+            _write_synced(final / PARTIAL, json.dumps({"pid": pid, "files": names}).encode())
             moved.append(final / PARTIAL)
             _step("partial")
             for child in children:
@@ -285,10 +322,13 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
                 _step("moved")
             os.replace(tmp / COMPLETE, final / COMPLETE)
             moved.append(final / COMPLETE)
+            _step("moved")
+            _fsync_entries(final)
             (final / PARTIAL).unlink()
             tmp.rmdir()
         elif final.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-{pid}-", dir=final.parent))
+            held.append(_hold(old))
             try:
                 os.replace(final, old / "content")
             except OSError:
@@ -307,6 +347,9 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
         for m in reversed(moved):             # the directory was empty: whatever is in it now is ours
             shutil.rmtree(m, ignore_errors=True) if m.is_dir() else m.unlink(missing_ok=True)
         raise
+    finally:
+        for fd in held:
+            os.close(fd)
 
 
 def sha256_file(path: str | os.PathLike) -> str:

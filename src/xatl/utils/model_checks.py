@@ -1,8 +1,9 @@
 """Checks of a model around the loading of its weights, each returning the one-line problem (None: nothing wrong).
 
 * :func:`size_problem`: a config whose sizes are zero, negative, not whole numbers, or beyond any real model;
-* :func:`layer_count_problem`: a config that names more or fewer layers than its checkpoint holds (read from the
-  safetensors headers, before anything is allocated: a config saying 100,000 layers is refused at once);
+* :func:`layer_count_problem`: a config that names more layers than its checkpoint holds (read from the
+  safetensors headers, before anything is allocated; fewer are the loader's unexpected tensors, unless the model
+  ignores them, as multi-token-prediction layers are);
 * :func:`loading_problem`: tensors the checkpoint lacks, holds in excess, or holds in another shape;
 * :func:`dtype_problem`: floating-point weights stored as integers (cast silently by transformers);
 * :func:`nonfinite_problem`: NaN or infinite weights.
@@ -43,19 +44,23 @@ _LAYER_INDEX = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer)\.(\d+)\.")
 def size_problem(config, where: str) -> str | None:
     """The first size field of ``config`` (and of its text config, for multimodal ones) outside ``SIZE_LIMITS``."""
     configs = [config]
-    text = getattr(config, "get_text_config", None)
-    if callable(text) and text() is not config:
-        configs.append(text())
+    try:
+        text = config.get_text_config(decoder=True)
+    except (AttributeError, TypeError, ValueError):      # no text config, or several (an encoder-decoder)
+        text = None
+    if text is not None and text is not config:
+        configs.append(text)
     for cfg in configs:
         for field, (low, high) in SIZE_LIMITS.items():
             value = getattr(cfg, field, None)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int):
-                return f"{where}: config field {field} = {value!r} is not a whole number; fix config.json"
-            if not low <= value <= high:
-                bound = f"at least {low}" if value < low else f"at most {high:,} (no real model is larger)"
-                return f"{where}: config field {field} = {value:,} must be {bound}; fix config.json"
+            for v in (value if isinstance(value, (list, tuple)) else [value]):    # per-layer sizes (Gemma 3n)
+                if v is None:
+                    continue
+                if isinstance(v, bool) or not isinstance(v, int):
+                    return f"{where}: config field {field} = {v!r} is not a whole number; fix config.json"
+                if not low <= v <= high:
+                    bound = f"at least {low}" if v < low else f"at most {high:,} (no real model is larger)"
+                    return f"{where}: config field {field} = {v:,} must be {bound}; fix config.json"
     return None
 
 
@@ -101,13 +106,13 @@ def _header(file: Path) -> dict | None:
 
 
 def layer_count_problem(config, path: str | os.PathLike, where: str) -> str | None:
-    """A config whose layer count differs from the layers its checkpoint at ``path`` holds."""
+    """A config naming more layers than its checkpoint at ``path`` holds."""
     names = checkpoint_dtypes(path)
     layers = {int(m.group(1)) for n in names or () if (m := _LAYER_INDEX.search(n))}
     field = "num_hidden_layers" if hasattr(config, "num_hidden_layers") else "n_layer"
     declared = getattr(config, field, None)
-    if not layers or not isinstance(declared, int) or declared == len(layers):
-        return None
+    if not layers or not isinstance(declared, int) or declared <= len(layers):
+        return None           # more layers than declared: extra ones (a multi-token-prediction head) are the loader's
     return (f"{where}: config.json says {field} = {declared:,} but the checkpoint holds {len(layers)} layers; fix "
             "config.json or re-save the model")
 
