@@ -129,7 +129,7 @@ def test_cli_flags_come_from_the_config(capsys):
                                             "--attention-layers", "0,5", "--copied-lr", "none"])
     cfg = config_from_args(args)
     default = HealConfig(donor="d", out_dir="o")
-    assert cfg.mixer_options == {"window": 32, "decay_span": 256, "linear_rope": False}   # + heal's long-context ones
+    assert cfg.mixer_options == {"window": 32, "decay_span": 256, "linear_rope": False, "sinks": 4}   # + heal's
     assert cfg.attention_layers == [0, 5] and cfg.copied_lr is None
     plain = config_from_args(build_parser("heal").parse_args(["heal", "--donor", "d", "--out", "o", "--mixer-option",
                                                               "decay_span=0", "--mixer-option", "linear_rope=true"]))

@@ -15,10 +15,10 @@ from ..utils.settings import check_ranges, setting
 from .budget import Budget
 
 STAGE2 = ("lora", "unfreeze", "frozen")
-LONG_CONTEXT_OPTIONS = {"lolcats": {"decay_span": 256, "linear_rope": False}}
+LONG_CONTEXT_OPTIONS = {"lolcats": {"decay_span": 256, "linear_rope": False, "sinks": 4}}
 """Mixer options heal adds unless they are set: xatl's long-context variant of the mixer (for lolcats a decayed,
-position-free linear part; docs/heal.md#long-context). ``--mixer-option decay_span=0 --mixer-option
-linear_rope=true`` gives LoLCATs as published."""
+position-free linear part and 4 attention sinks; docs/heal.md#long-context). ``--mixer-option decay_span=0
+--mixer-option linear_rope=true --mixer-option sinks=0`` gives LoLCATs as published."""
 
 
 def _f(default, help: str, **kw):
