@@ -41,3 +41,17 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
     except ProcessLookupError:
         pass
+
+
+KILL_AT_STEP = """
+import os, signal, sys
+from xatl.utils import fs
+_seen = []
+def _kill_at(name, step=sys.argv[1], nth=int(sys.argv[2])):
+    _seen.append(name)
+    if name == step and _seen.count(name) == nth:
+        os.kill(os.getpid(), signal.SIGKILL)
+fs._step = _kill_at
+"""
+"""Child-script prelude of the crash tests: SIGKILL at the ``nth`` (argv[2]) time a publishing step named argv[1]
+is reached (``xatl.utils.fs._step``); the script's own arguments start at argv[3]."""

@@ -9,20 +9,11 @@ import textwrap
 import pytest
 from cli_helpers import run_cli
 
-from subproc import run
+from subproc import KILL_AT_STEP, run
 
-CHILD = textwrap.dedent("""
-    import os, signal, sys
-    from xatl.utils import fs
-    step, nth, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-    seen = []
-    def _step(name):
-        seen.append(name)
-        if name == step and seen.count(name) == nth:
-            os.kill(os.getpid(), signal.SIGKILL)
-    fs._step = _step
+CHILD = KILL_AT_STEP + textwrap.dedent("""
     from xatl.cli.main import main
-    sys.exit(main(argv))
+    sys.exit(main(sys.argv[3:]))
 """)
 
 

@@ -10,22 +10,15 @@ import textwrap
 
 import pytest
 
-from subproc import run
+from subproc import KILL_AT_STEP, run
 from xatl.utils.fs import COMPLETE, PARTIAL, atomic_directory, check_output_dir, publishing_problem, recover
 
 # writes three files through atomic_directory and is killed (SIGKILL) at the N-th time it reaches step STEP
 CHILD = textwrap.dedent("""
-    import os, signal, sys
     import xatl_cli
     xatl_cli.LAZY_IMPORT = True          # import xatl without torch, as the launcher does: the child starts in 0.1 s
-    from xatl.utils import fs
-    target, step, nth, version = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-    seen = []
-    def _step(name):
-        seen.append(name)
-        if name == step and seen.count(name) == nth:
-            os.kill(os.getpid(), signal.SIGKILL)
-    fs._step = _step
+""") + KILL_AT_STEP + textwrap.dedent("""
+    target, version = sys.argv[3], sys.argv[4]
     with fs.atomic_directory(target, overwrite=True) as tmp:
         for name in ("config.json", "model.safetensors", "tokenizer.json"):
             (tmp / name).write_text(version * 100)
@@ -34,7 +27,7 @@ CHILD = textwrap.dedent("""
 
 def publish(target, step: str = "", nth: int = 1, version: str = "new"):
     """Run the child -> its return code (-9: killed at the step)."""
-    return run([sys.executable, "-c", CHILD, str(target), step, str(nth), version]).returncode
+    return run([sys.executable, "-c", CHILD, step, str(nth), str(target), version]).returncode
 
 
 def files(d):
