@@ -144,12 +144,12 @@ def load_checked(src: DonorSource, config, dtype: torch.dtype, error_type: type[
     from transformers import AutoModelForCausalLM
 
     where = str(src)
-    problem = layer_count_problem(config, src.path, where) if src.kind == "dir" else None
+    stored = checkpoint_dtypes(src.path) if src.kind == "dir" else None       # the headers, read once
+    problem = layer_count_problem(config, stored, where)
     if problem:
         raise error_type(problem)
     model, info = AutoModelForCausalLM.from_pretrained(src.path, dtype=dtype, output_loading_info=True,
                                                        **{"config": config, **src.kwargs, **kwargs})
-    stored = checkpoint_dtypes(src.path) if src.kind == "dir" else None
     problem = loading_problem(info, where) or dtype_problem(model, stored, where) or nonfinite_problem(model, where)
     if problem:
         raise error_type(problem)

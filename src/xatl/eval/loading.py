@@ -131,13 +131,17 @@ def _parameter_names(config) -> set[str]:
         return {n for n, _ in XATLForCausalLM(config).named_parameters()}
 
 
-def load_weights(src, dtype: torch.dtype = torch.float32, mixer_options: dict | None = None):
+def load_weights(src, dtype: torch.dtype = torch.float32, mixer_options: dict | None = None, config=None):
     """The causal LM of a resolved source (:func:`resolve_causal_lm`) in ``dtype``, on the CPU; GGUF weights come
-    dequantised and behave like any floating-point model. ``mixer_options`` override a student's mixer options
-    (:func:`with_mixer_options`); one that would need weights the student does not have is refused."""
+    dequantised and behave like any floating-point model. ``config``: the one :func:`resolve_causal_lm` returned
+    (read again when not given). ``mixer_options`` override a student's mixer options (:func:`with_mixer_options`);
+    one that would need weights the student does not have is refused."""
     from ..donors.load import load_checked
 
-    config = with_mixer_options(src, mixer_options) if mixer_options else config_of(src)
+    if mixer_options:
+        config = with_mixer_options(src, mixer_options)
+    elif config is None:
+        config = config_of(src)
     try:
         return load_checked(src, config, dtype, ModelLoadError)
     except ModelLoadError:
@@ -161,14 +165,14 @@ def load_model(path: str | os.PathLike, *, device: str | None = "cpu", dtype: to
     from transformers import AutoTokenizer
 
     target = pick_device(device)             # a device that is not there is refused before any loading
-    src, _ = resolve_causal_lm(path)
+    src, config = resolve_causal_lm(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(src.path, **src.kwargs)
     except Exception as e:
         reraise_refusal(str(src), e, ModelLoadError)
         raise ModelLoadError(f"model {str(src)!r} has no loadable tokenizer ({type(e).__name__}); save the donor's "
                              "tokenizer beside the weights") from None
-    model = load_weights(src, dtype, mixer_options).to(target).eval()
+    model = load_weights(src, dtype, mixer_options, config).to(target).eval()
     if pack:
         from ..inference.quantize import pack_for_cpu
 

@@ -178,7 +178,7 @@ def save_quantized(model_dir: str | os.PathLike, out: str | os.PathLike, cfg: Qu
     if quantized_as(config) is not None:
         raise ConfigError(f"{str(model_dir)!r} is already quantised ({quantized_as(config)}); quantise the float "
                           "student it came from instead")
-    model = load_weights(src, torch.float32).eval()
+    model = load_weights(src, torch.float32, config=config).eval()
     if not isinstance(model, XATLForCausalLM):
         raise ConfigError(f"{str(model_dir)!r} holds a {type(model).__name__}, not an XATL student; convert it first "
                           "(xatl convert --donor ... --out ...), then quantise the student")

@@ -157,7 +157,7 @@ def load_for_training(path: str | os.PathLike, *, meta: bool = False):
         with torch.device("meta"):
             return AutoModelForCausalLM.from_config(config, dtype=torch.float32).train()
     with quiet_transformers():
-        model = load_weights(src, torch.float32)
+        model = load_weights(src, torch.float32, config=config)
     return model.train()
 
 

@@ -42,7 +42,7 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool, owned: tuple[str,
     first (:func:`recover`: an interrupted ``--overwrite`` is restored, a half-filled directory cleared).
     """
     p = Path(path)
-    restored = any(n.startswith("restored") for n in recover(p)) if p.parent.exists() else False
+    restored = any(n.startswith("restored") for n in recover(p))
     ours = p.is_dir() and any((p / m).exists() for m in owned)
     if p.exists() and not p.is_dir():
         raise OutputExistsError(f"output path {str(p)!r} is a file; choose a directory path")

@@ -105,10 +105,9 @@ def _header(file: Path) -> dict | None:
         return json.loads(f.read(n))
 
 
-def layer_count_problem(config, path: str | os.PathLike, where: str) -> str | None:
-    """A config naming more layers than its checkpoint at ``path`` holds."""
-    names = checkpoint_dtypes(path)
-    layers = {int(m.group(1)) for n in names or () if (m := _LAYER_INDEX.search(n))}
+def layer_count_problem(config, stored: dict[str, str] | None, where: str) -> str | None:
+    """A config naming more layers than its checkpoint holds (``stored``: :func:`checkpoint_dtypes`)."""
+    layers = {int(m.group(1)) for n in stored or () if (m := _LAYER_INDEX.search(n))}
     field = "num_hidden_layers" if hasattr(config, "num_hidden_layers") else "n_layer"
     declared = getattr(config, field, None)
     if not layers or not isinstance(declared, int) or declared <= len(layers):
