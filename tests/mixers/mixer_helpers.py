@@ -3,7 +3,7 @@ and the MixerContext a student would pass it."""
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 
 import torch
 from torch import nn
@@ -38,6 +38,10 @@ CASES = {                                                   # id -> (mixer, opti
                                        "sinks": 2}),
     "lolcats-sinks-cache": ("lolcats", {"window": 3, "feature_dim": 4, "sinks": 1, "sparse_cache": 2,
                                         "cache_evict": 2}),
+    "lolcats-sinks-limit": ("lolcats", {"window": 4, "feature_dim": 4, "decay_span": 5, "linear_rope": False,
+                                        "sinks": 2, "sink_position_limit": 20}),
+    "lolcats-sinks-cache-limit": ("lolcats", {"window": 3, "feature_dim": 4, "sinks": 2, "sparse_cache": 2,
+                                              "cache_evict": 2, "sink_position_limit": 20}),
     "deltanet": ("deltanet", {"conv_init": "uniform"}),
     "deltanet-noconv-gate": ("deltanet", {"use_short_conv": False, "use_gate": True, "allow_neg_eigval": True}),
     "gated_deltanet": ("gated_deltanet", {"conv_init": "uniform"}),
@@ -72,4 +76,5 @@ def context(rotary, x, position_ids=None, attention_mask=None) -> MixerContext:
     if position_ids is None:
         position_ids = torch.arange(T).expand(B, T)
     rope = rotary(x, position_ids) if rotary is not None else None
-    return MixerContext(position_ids=position_ids, rope=rope, attention_mask=attention_mask)
+    return MixerContext(position_ids=position_ids, rope=rope, attention_mask=attention_mask,
+                        rope_at=partial(rotary, x) if rotary is not None else None)

@@ -117,7 +117,8 @@ def test_bf16_stays_close_to_fp32(case):
 
 
 @pytest.mark.parametrize("case", ["lolcats", "lolcats-decay", "lolcats-cache-decay", "lolcats-long-cache",
-                                  "lolcats-long-sinks", "lolcats-sinks-cache"])
+                                  "lolcats-long-sinks", "lolcats-sinks-cache", "lolcats-sinks-limit",
+                                  "lolcats-sinks-cache-limit"])
 def test_parameter_gradients_agree(case):
     """The new parameters (feature maps, window factor, decay) get the same gradients from every form."""
     mixer, rotary = make_mixer(case, seed=4)
@@ -137,7 +138,7 @@ def test_parameter_gradients_agree(case):
 
 
 @pytest.mark.parametrize("case", ["lolcats", "lolcats-decay", "lolcats-cache", "lolcats-cache-decay", "lolcats-long",
-                                  "lolcats-long-cache", "lolcats-sinks", "lolcats-sinks-cache"])
+                                  "lolcats-long-cache", "lolcats-sinks", "lolcats-sinks-cache", "lolcats-sinks-limit"])
 def test_state_stays_the_same_size_over_1000_decode_steps(case):
     mixer, rotary = make_mixer(case, seed=5)
     mixer.opts.form = "chunked"
@@ -157,8 +158,9 @@ def test_state_stays_the_same_size_over_1000_decode_steps(case):
 def test_linear_part_without_rope_is_shift_invariant(case, invariant):
     """With linear_rope=False only the window sees positions, through RoPE, which is relative: the same tokens at
     positions 0.. and at 5000.. give the same outputs. LoLCATs' feature maps on rotated q/k do not (their scores
-    depend on absolute positions, which is why they fail past the trained length)."""
-    mixer, rotary = make_mixer(case, seed=6)
+    depend on absolute positions, which is why they fail past the trained length). (The sinks' position limit is
+    lifted here: it caps absolute positions.)"""
+    mixer, rotary = make_mixer(case, seed=6, sink_position_limit=10**6)
     mixer.opts.form = "chunked"
     x = torch.randn(1, 3 * CHUNK + 5, mixer.hidden_size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -166,3 +168,19 @@ def test_linear_part_without_rope_is_shift_invariant(case, invariant):
         far, _ = mixer(x, context(rotary, x, torch.arange(5000, 5000 + x.shape[1])[None]))
     err = (near - far).abs().max().item() / near.abs().max().item()
     assert (err < 1e-4) if invariant else (err > 1e-2), err
+
+
+@pytest.mark.parametrize("case", ["lolcats-sinks-limit", "lolcats-sinks-cache-limit"])
+def test_sinks_past_the_position_limit(case):
+    """Up to ``sink_position_limit`` (20) the limit changes nothing; past it, only the sinks' scores change (the
+    queries see them as if they stood at position 20), so a query's output differs from the unlimited mixer's. By
+    default the limit is the donor's last position (tiny donor: 127)."""
+    mixer, rotary = make_mixer(case, seed=7)
+    free, _ = make_mixer(case, seed=7, sink_position_limit=10**6)
+    assert make_mixer("lolcats-sinks", seed=7)[0].sink_limit == 127
+    x = torch.randn(2, 3 * CHUNK + 5, mixer.hidden_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        capped, _ = mixer(x, context(rotary, x))
+        plain, _ = free(x, context(rotary, x))
+    torch.testing.assert_close(capped[:, :21], plain[:, :21])
+    assert ((capped[:, 21:] - plain[:, 21:]).abs().amax(-1) > 1e-4).all()

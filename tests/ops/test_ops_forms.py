@@ -95,6 +95,19 @@ def _window_linear(T, g, window=5, Hkv=1, Fdim=4, decay=False, lin_keys=False):
     return inputs, kwargs, state
 
 
+def _window_linear_sinks(T, g, sinks=3, held=1, **kw):
+    """As ``_window_linear`` plus ``sinks`` sink slots, the state holding the first ``held`` (in row 0; row 1 none),
+    scored against their own queries (as the mixer's, rotated at a capped position)."""
+    inputs, kwargs, state = _window_linear(T, g, **kw)
+    Hkv = kw.get("Hkv", 1)
+    held = (torch.arange(sinks) < torch.tensor([[held], [0]])).expand(B, sinks)
+    m = held[:, None, :, None]
+    state = state + (torch.randn(B, Hkv, sinks, K, generator=g) * m, torch.randn(B, Hkv, sinks, V, generator=g) * m,
+                     held)
+    kwargs.update(sinks=sinks, q_sink=torch.randn(B, H, T, K, generator=g))
+    return inputs, kwargs, state
+
+
 def _window_linear_cache(T, g, size=3, evict=1, decay=False, lin_keys=False, pinned=0, **kw):
     """As ``_window_linear`` plus a sparse cache (``size`` kept, ``evict`` at once) per query head; the state's
     cache holds two pairs less than its capacity (the same slots in every head, as the op keeps them)."""
@@ -109,6 +122,8 @@ def _window_linear_cache(T, g, size=3, evict=1, decay=False, lin_keys=False, pin
         state = state + (torch.randn(B, kw.get("Hkv", 1), kw.get("window", 5), K, generator=g),
                          torch.randn(B, H, cap, K, generator=g) * valid[..., None])
     kwargs.update(size=size, evict=evict, pinned=pinned)
+    if pinned:                                                   # sinks scored against their own queries
+        kwargs["q_pinned"] = torch.randn(B, H, T, K, generator=g)
     return inputs, kwargs, state
 
 
@@ -133,6 +148,10 @@ OPS = {
                             partial(_window_linear, decay=True)),
     "window_linear_lin_keys": (naive_window_linear, chunk_window_linear, recurrent_window_linear,
                                partial(_window_linear, decay=True, lin_keys=True)),
+    "window_linear_sinks": (naive_window_linear, chunk_window_linear, recurrent_window_linear,
+                            partial(_window_linear_sinks, decay=True, lin_keys=True)),
+    "window_linear_sinks_full": (naive_window_linear, chunk_window_linear, recurrent_window_linear,
+                                 partial(_window_linear_sinks, sinks=2, held=2, window=CHUNK + 3, Hkv=3)),
     "window_linear_cache": (naive_window_linear_cache, chunk_window_linear_cache, recurrent_window_linear_cache,
                             _window_linear_cache),
     "window_linear_cache_decay": (naive_window_linear_cache, chunk_window_linear_cache,
@@ -210,7 +229,8 @@ def test_chunked_prefill_then_steps_equals_one_pass(op):
     def part(sl):
         xs = [x.narrow(time_dim, sl.start, sl.stop - sl.start) if torch.is_tensor(x) and x.dim() >= 3 else x
               for x in inputs]
-        kw = {k: (v[:, sl] if k == "key_mask" else v[:, :, sl] if k == "k_lin" else v) for k, v in kwargs.items()}
+        kw = {k: (v[:, sl] if k == "key_mask" else v[:, :, sl] if k in ("k_lin", "q_sink", "q_pinned") else v)
+              for k, v in kwargs.items()}
         return xs, kw
 
     full, _ = chunk(*inputs, **kwargs, chunk_size=CHUNK, initial_state=state, output_final_state=True)

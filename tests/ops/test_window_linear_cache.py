@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xatl.ops.window_linear_cache import NEVER, _loop_schedule, _sink_schedule, cache_schedule, membership
+from xatl.ops.window_linear_cache import NEVER, cache_schedule, membership
 
 
 def _onehot(i: int, n: int = 4) -> torch.Tensor:
@@ -65,10 +65,10 @@ def test_a_full_cache_state_is_refused():
 
 
 @pytest.mark.parametrize("filled", [0, 1, 3])
-def test_sinks_stay_and_the_fast_schedule_is_the_loop(filled):
+def test_sinks_stay(filled):
     """Sinks alone (size = pinned, evict 1): the first pairs to leave the window fill the free sink slots and stay;
-    every later one enters the linear state at the step it leaves. The vectorised schedule equals the sequential
-    definition (padding included), and with LoLA's cache beside them the sinks are never the ones evicted."""
+    every later one enters the linear state at the step it leaves (padding included); with LoLA's cache beside
+    them the sinks are never the ones evicted."""
     g = torch.Generator().manual_seed(filled)
     size, T, B, H = 3, 9, 2, 2
     cap = size + 1
@@ -78,18 +78,44 @@ def test_sinks_stay_and_the_fast_schedule_is_the_loop(filled):
     valid[:, :, :cap] = False
     valid[:, :, :filled] = True                                                      # sinks already held
     S0, z0 = torch.rand(B, H, 3, 4, generator=g), torch.rand(B, H, 3, generator=g)
-    fast = _sink_schedule(valid, size, T)
-    loop = _loop_schedule(fk, V, valid, S0, z0, None, size, 1, T, pinned=size)
-    assert torch.equal(fast[0], loop[0]) and torch.equal(fast[1], loop[1])
-    steps = valid[0, 0, cap:cap + T].nonzero()[:, 0]
-    kept = cap + steps[:size - filled]
-    assert (fast[0][0, :, kept] == NEVER).all() and (fast[0][0, :, cap + steps[size - filled:]] ==
-                                                     steps[size - filled:]).all()
+    for b in range(B):
+        estep, slots = cache_schedule(fk[b:b + 1], V[b:b + 1], valid[b:b + 1], S0[b:b + 1], z0[b:b + 1], None,
+                                      size, 1, T, pinned=size)
+        steps = valid[b, 0, cap:cap + T].nonzero()[:, 0]
+        kept, later = steps[:size - filled], steps[size - filled:]
+        assert (estep[0, :, cap + kept] == NEVER).all() and (estep[0, :, cap + later] == later).all()
+        assert (slots[0, :, :filled] == torch.arange(filled)).all()
+        assert (slots[0, :, filled:filled + len(kept)] == cap + kept).all()
     estep, slots = cache_schedule(fk, V, valid, S0, z0, None, size=size + 2, evict=2, T=T, pinned=size)
     assert (slots[:, :, :filled] == torch.arange(filled)).all()                    # the held sinks never move
     assert (estep[:, :, :filled] == NEVER).all()
     with pytest.raises(ValueError, match="must fit the cache size"):
         cache_schedule(fk, V, valid, S0, z0, None, size=2, evict=1, T=T, pinned=3)
+
+
+@pytest.mark.parametrize("form", ["naive", "chunked", "recurrent"])
+def test_sinks_are_the_same_in_both_ops(form):
+    """Sinks alone in ``window_linear`` (no schedule) and as pinned slots of the cache op (size = pinned, evict 1)
+    are the same computation: equal outputs, decay, GQA, left padding and separate sink queries included."""
+    from xatl.ops.window_linear import FORMS as PLAIN
+    from xatl.ops.window_linear_cache import FORMS
+
+    g = torch.Generator().manual_seed(1)
+    B, H, Hkv, T, D, w, n = 2, 4, 2, 37, 8, 5, 3
+    q, q_sink = torch.randn(B, H, T, D, generator=g), torch.randn(B, H, T, D, generator=g)
+    k, v = torch.randn(B, Hkv, T, D, generator=g), torch.randn(B, Hkv, T, D, generator=g)
+    mask = torch.ones(B, T, dtype=torch.bool)
+    mask[1, :4] = False
+    W, factor = torch.randn(D, 6, generator=g), torch.rand(H, generator=g)
+
+    def feat(x):
+        return torch.softmax(x @ W, -1)
+
+    kw = dict(key_mask=mask, log_decay=torch.tensor([0.0, -0.1, -0.5, -1.0]), **(
+        dict(chunk_size=8) if form == "chunked" else {}))
+    plain, _ = PLAIN[form](q, k, v, feat(q), feat, factor, w, sinks=n, q_sink=q_sink, **kw)
+    cache, _ = FORMS[form](q, k, v, feat(q), feat, factor, w, n, 1, pinned=n, q_pinned=q_sink, **kw)
+    torch.testing.assert_close(cache, plain, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("form", ["naive", "chunked", "recurrent"])

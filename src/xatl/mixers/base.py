@@ -24,6 +24,7 @@ built on its own (outside a student) is usable.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -48,11 +49,13 @@ class MixerContext:
     position_ids: (B, T) absolute positions of the current tokens.
     rope: the donor's rotary (cos, sin), each (B, T, R) with R <= head_dim; None if the donor has no RoPE.
     attention_mask: (B, S + T), 1 = token, 0 = padding, over the S cached and T current tokens; None = no padding.
+    rope_at: the same rotary at other positions: position_ids (B, T) -> (cos, sin), each (B, T, R).
     """
 
     position_ids: torch.Tensor
     rope: tuple[torch.Tensor, torch.Tensor] | None = None
     attention_mask: torch.Tensor | None = None
+    rope_at: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def current_mask(self, T: int) -> torch.Tensor | None:
         """(B, T, 1) float mask of the current tokens (to zero padded keys/values), or None without padding."""

@@ -8,9 +8,10 @@ donor's Q/K/V/O copy in unchanged and the window part *is* the donor's attention
 maps (applied to the rotated queries and keys, as in LoLCATs) and the per-head window factor are new. The
 attention-transfer stage (``xatl heal``) trains just those to reproduce the donor's attention outputs.
 State: {"k", "v": (B, H_kv, w, D) rotated keys/values of the last w positions, "valid": (B, w) bool,
-"kv": (B, H, F, D), "k_sum": (B, H, F)}, with ``sparse_cache`` or ``sinks`` also {"cache_k", "cache_v": (B, H, N,
-D), "cache_valid": (B, H, N)}, N = sinks + sparse_cache + cache_evict (sinks alone: sinks + 1): fixed size, whatever
-the sequence length.
+"kv": (B, H, F, D), "k_sum": (B, H, F)}; with ``sparse_cache`` also {"cache_k", "cache_v": (B, H, N, D),
+"cache_valid": (B, H, N)}, N = sinks + sparse_cache + cache_evict; with ``sinks`` alone {"sink_k", "sink_v": (B, H_kv,
+sinks, D), "sink_held": (B, sinks)}; with ``linear_rope=False`` the window's (and cache's) unrotated keys: fixed
+size, whatever the sequence length.
 """
 
 from __future__ import annotations
@@ -22,17 +23,13 @@ import torch
 from torch import nn
 from transformers import initialization as init
 
+from ..ops.rope import apply_rope
 from ..ops.utils import run_form
 from ..ops.window_linear import FORMS
 from ..ops.window_linear_cache import FORMS as CACHE_FORMS
 from .base import Mixer, MixerContext, State, merge_heads, padding_mask
 from .feature_maps import FeatureMapOptions
 from .projections import donor_attention_projections, donor_qkv
-
-STATE_KEYS = ("k", "v", "valid", "kv", "k_sum")
-CACHE_KEYS = ("cache_k", "cache_v", "cache_valid")
-LINEAR_KEYS = ("k_lin",)
-CACHE_LINEAR_KEYS = ("cache_k_lin",)
 
 
 @dataclass
@@ -63,16 +60,16 @@ class LolcatsOptions(FeatureMapOptions):
     """0: none. N > 0: attention sinks (StreamingLLM, Xiao et al. 2024): the first N tokens stay exact in the softmax
     part for every query, however long the context (the donor's heads park much of their attention there, which
     the linear part cannot reproduce); needs no new weights. With ``sparse_cache`` they take N of its slots more."""
+    sink_position_limit: int = 0
+    """With ``sinks``: queries past this position score the sinks as if they stood at it, so that no query meets a
+    sink further away than the donor's context (a pure student runs past it; the donor never saw such distances).
+    StreamingLLM gives its sinks window-relative positions for the same reason. 0: the donor's context,
+    max_position_embeddings - 1 (below it nothing changes)."""
 
     @property
     def cache_size(self) -> int:
-        """Exact pairs kept beyond the window (sinks and LoLA's cache); 0: the plain window + linear op."""
-        return self.sparse_cache + self.sinks
-
-    @property
-    def evict(self) -> int:
-        """Pairs the cache takes in before it decides (LoLA's batch; 1 with sinks alone: no decision to make)."""
-        return self.cache_evict if self.sparse_cache else 1
+        """LoLA's cache op's exact pairs (its sparse cache and the sinks); 0: the window + linear op (sinks and all)."""
+        return self.sparse_cache + self.sinks if self.sparse_cache else 0
 
     def validate(self) -> None:
         super().validate()
@@ -82,6 +79,9 @@ class LolcatsOptions(FeatureMapOptions):
             raise ValueError(f"sparse_cache must be >= 0 (pairs per head), got {self.sparse_cache}")
         if self.sinks < 0:
             raise ValueError(f"sinks must be >= 0 (first tokens kept exact), got {self.sinks}")
+        if self.sink_position_limit < 0:
+            raise ValueError(f"sink_position_limit must be >= 0 (0: the donor's context), got "
+                             f"{self.sink_position_limit}")
         if self.cache_evict < 1:
             raise ValueError(f"cache_evict must be >= 1, got {self.cache_evict}")
         if self.decay_span != 0 and not self.decay_span > 1:
@@ -100,6 +100,7 @@ class LolcatsAttention(Mixer):
         self.q_map, self.k_map = self.opts.build_maps(self.num_heads, self.head_dim)
         self.window_factor = nn.Parameter(torch.empty(self.num_heads))
         self.decay = nn.Parameter(torch.empty(self.num_heads)) if self.opts.decay_span else None
+        self.sink_limit = self.opts.sink_position_limit or config.max_position_embeddings - 1
         self._xatl_init(0.0)
 
     def _xatl_init(self, std: float) -> None:
@@ -111,27 +112,41 @@ class LolcatsAttention(Mixer):
         """log(gamma_h) (H,) of the linear part, or None without decay."""
         return -torch.exp(self.decay.float()) if self.decay is not None else None
 
-    def init_state(self, batch_size, device, dtype) -> State:
-        H, Hkv, D, w, Fd = self.num_heads, self.num_kv_heads, self.head_dim, self.opts.window, self.k_map.out_dim
-        f32 = dict(device=device, dtype=torch.float32)
-        state = {"k": torch.zeros(batch_size, Hkv, w, D, **f32), "v": torch.zeros(batch_size, Hkv, w, D, **f32),
-                 "valid": torch.zeros(batch_size, w, device=device, dtype=torch.bool),
-                 "kv": torch.zeros(batch_size, H, Fd, D, **f32), "k_sum": torch.zeros(batch_size, H, Fd, **f32)}
+    def _state_layout(self, batch_size: int) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """The op's state in its order: name -> (shape, dtype) (module docstring)."""
+        B, H, Hkv, D, w, Fd = (batch_size, self.num_heads, self.num_kv_heads, self.head_dim, self.opts.window,
+                               self.k_map.out_dim)
+        f, b = torch.float32, torch.bool
+        layout = {"k": ((B, Hkv, w, D), f), "v": ((B, Hkv, w, D), f), "valid": ((B, w), b),
+                  "kv": ((B, H, Fd, D), f), "k_sum": ((B, H, Fd), f)}
+        N = self.opts.cache_size + self.opts.cache_evict
         if self.opts.cache_size:
-            N = self.opts.cache_size + self.opts.evict
-            state.update(cache_k=torch.zeros(batch_size, H, N, D, **f32), cache_v=torch.zeros(batch_size, H, N, D, **f32),
-                         cache_valid=torch.zeros(batch_size, H, N, device=device, dtype=torch.bool))
+            layout.update(cache_k=((B, H, N, D), f), cache_v=((B, H, N, D), f), cache_valid=((B, H, N), b))
         if not self.opts.linear_rope:
-            state["k_lin"] = torch.zeros(batch_size, Hkv, w, D, **f32)
+            layout["k_lin"] = ((B, Hkv, w, D), f)
             if self.opts.cache_size:
-                state["cache_k_lin"] = torch.zeros_like(state["cache_k"])
-        return state
+                layout["cache_k_lin"] = ((B, H, N, D), f)
+        if self.opts.sinks and not self.opts.cache_size:
+            n = self.opts.sinks
+            layout.update(sink_k=((B, Hkv, n, D), f), sink_v=((B, Hkv, n, D), f), sink_held=((B, n), b))
+        return layout
+
+    def init_state(self, batch_size, device, dtype) -> State:
+        return {key: torch.zeros(shape, dtype=dt, device=device)
+                for key, (shape, dt) in self._state_layout(batch_size).items()}
 
     def state_keys(self) -> tuple[str, ...]:
         """The order of the op's state tuple."""
-        cache, lin = bool(self.opts.cache_size), not self.opts.linear_rope
-        return (STATE_KEYS + (CACHE_KEYS if cache else ()) + (LINEAR_KEYS if lin else ())
-                + (CACHE_LINEAR_KEYS if cache and lin else ()))
+        return tuple(self._state_layout(0))
+
+    def sink_queries(self, q, q_raw, ctx: MixerContext):
+        """The queries the sinks are scored against (B, H, T, D): rotated at min(position, ``sink_limit``), so that
+        no query meets a sink further away than the donor's context; None (q itself) while no query is past it."""
+        if not self.opts.sinks or ctx.rope is None or int(ctx.position_ids.max()) <= self.sink_limit:
+            return None
+        if ctx.rope_at is None:
+            raise ValueError("a lolcats mixer with sinks past its sink_position_limit needs MixerContext.rope_at")
+        return apply_rope(q_raw, *ctx.rope_at(ctx.position_ids.clamp(max=self.sink_limit)))
 
     def forward(self, x, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
         """x (B, T, C) -> (B, T, C)."""
@@ -145,10 +160,13 @@ class LolcatsAttention(Mixer):
             kw["k_lin"] = k_raw
         fq = self.q_map(q if self.opts.linear_rope else q_raw)
         args = (q, k, v, fq, self.k_map, torch.sigmoid(self.window_factor), self.opts.window)
+        q_sink = self.sink_queries(q, q_raw, ctx)
         if self.opts.cache_size:
-            forms, extra, kw["pinned"] = CACHE_FORMS, (self.opts.cache_size, self.opts.evict), self.opts.sinks
+            forms, extra = CACHE_FORMS, (self.opts.cache_size, self.opts.cache_evict)
+            kw.update(pinned=self.opts.sinks, q_pinned=q_sink)
         else:
             forms, extra = FORMS, ()
+            kw.update(sinks=self.opts.sinks, q_sink=q_sink)
         o, final = run_form(forms, self._form_for(T, state), *args, *extra, **kw,
                             chunked=dict(chunk_size=self.opts.chunk_size))
         new_state = dict(zip(keys, final)) if use_cache else None

@@ -13,6 +13,7 @@ Blocks know nothing about the mixer inside them (mamba_ssm's ``Block(dim, mixer_
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 import torch
 from torch import nn
@@ -146,8 +147,10 @@ class XATLModel(XATLPreTrainedModel):
         if self.config.position_embedding == "learned":
             x = x + self.embed_positions(position_ids)
         rope = self.rotary(x, position_ids) if self.rotary is not None else None
-        ctx = MixerContext(position_ids=position_ids, rope=rope, attention_mask=attention_mask)
-        sliding_ctx = (dataclasses.replace(ctx, rope=self.sliding_rotary(x, position_ids))
+        ctx = MixerContext(position_ids=position_ids, rope=rope, attention_mask=attention_mask,
+                           rope_at=partial(self.rotary, x) if self.rotary is not None else None)
+        sliding_ctx = (dataclasses.replace(ctx, rope=self.sliding_rotary(x, position_ids),
+                                           rope_at=partial(self.sliding_rotary, x))
                        if self.sliding_rotary is not None else ctx)       # Gemma 3: local layers, own RoPE base
         hidden = [x] if output_hidden_states else None
         for i, layer in enumerate(self.layers):

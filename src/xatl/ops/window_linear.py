@@ -21,6 +21,9 @@ key_mask (B, T) bool, False = padding (a padded key adds nothing to either part;
 log_decay (H,) or None; k_lin (B, H_kv, T, D) or None: the keys psi sees (default: k; xatl's variant passes the
 unrotated keys, so that the linear part's scores do not depend on absolute position). With k_lin the state has a
 sixth element, the window's linear keys (B, H_kv, w, D).
+``sinks`` N > 0 (attention sinks, :mod:`xatl.ops.sinks`): the first N valid pairs to leave the window stay exact
+softmax terms for every later query (scored against ``q_sink``, default q) instead of entering the linear part;
+the state then ends with the sinks' keys, values (B, H_kv, N, D) and held (B, N).
 State: (k (B, H_kv, w, D), v (B, H_kv, w, D), valid (B, w), S (B, H, F, D), z (B, H, F)): the window's last w
 rotated keys and values (oldest first) and the linear state of every valid position that has left the window;
 its size does not depend on the sequence length.
@@ -38,6 +41,7 @@ import torch.nn.functional as F
 
 from .linear_attention import chunk_linear_attn
 from .retention import chunk_retention
+from .sinks import SinkSlots, sink_logits, sink_slots
 from .sliding_window import _with_window
 
 State = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -77,6 +81,33 @@ def _decay_weights(log_decay, T: int, like: torch.Tensor):
             torch.exp(g * T))
 
 
+def _sinks(k_all, v_all, valid, T: int, sinks: int, initial_state, w: int):
+    """The call's sink slots (None without sinks) and the valid mask of the pairs the linear part takes:
+    (SinkSlots | None, (B, w + T))."""
+    if not sinks:
+        return None, valid
+    sk = sink_slots(k_all, v_all, valid, T, sinks, initial_state[-3:] if initial_state else None)
+    return sk, valid & ~F.pad(sk.taken, (0, w))
+
+
+def _with_sinks(s, sk: SinkSlots | None, q_sink, t, scale: float):
+    """The sinks' scores beside the window's s (B, H, *Q, S) and their joint row maximum: (scores or None, max)."""
+    m = s.amax(-1, keepdim=True)
+    if sk is None:
+        return None, m
+    s_k = sink_logits(q_sink.to(s.dtype), sk.keys, sk.step, t, scale)
+    return s_k, torch.maximum(m, s_k.amax(-1, keepdim=True))
+
+
+def _sink_terms(s_k, sk: SinkSlots, m, f):
+    """The sinks' numerator and denominator terms, from their scores s_k (B, H, *Q, N): (B, H, *Q, D), (B, H, *Q, 1)."""
+    a = f * torch.exp(s_k - m)
+    B, H = a.shape[:2]
+    vr = sk.values.repeat_interleave(H // sk.values.shape[1], 1)
+    num = (a.reshape(B, H, -1, a.shape[-1]) @ vr).view(*a.shape[:-1], vr.shape[-1])
+    return num, a.sum(-1, keepdim=True)
+
+
 def _linear_keys(k_lin, v, key_mask, initial_state, w: int, k_all):
     """The extended keys psi sees: (B, H_kv, w + T, D), the window's from the state's sixth element."""
     if k_lin is None:
@@ -87,12 +118,13 @@ def _linear_keys(k_lin, v, key_mask, initial_state, w: int, k_all):
 
 def naive_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int, scale: float | None = None,
                         key_mask=None, initial_state: State | None = None, output_final_state: bool = False,
-                        log_decay=None, k_lin=None):
+                        log_decay=None, k_lin=None, sinks: int = 0, q_sink=None):
     """Reference: the full (T, w + T) matrices of both parts, masked."""
     dtype, (B, H, T, D) = v.dtype, q.shape
     w = window
     k_all, v_all, valid = _with_window(k, v, key_mask, initial_state[:3] if initial_state else None, w)
     kl_all = _linear_keys(k_lin, v, key_mask, initial_state, w, k_all)
+    sk, lin_valid = _sinks(k_all, v_all, valid, T, sinks, initial_state, w)
     ct = k_all.dtype
     rep = H // k.shape[1]
     kr, vr = k_all.repeat_interleave(rep, 1), v_all.repeat_interleave(rep, 1)       # (B, H, w + T, D)
@@ -101,10 +133,12 @@ def naive_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int,
     t = torch.arange(T, device=q.device)[:, None]
     j = torch.arange(w + T, device=q.device)[None, :]
     in_window = ((j > t) & (j <= t + w) & valid[:, None, :]) | (j == t + w)[None]    # (B, T, w + T)
-    older = (j <= t)[None] & valid[:, None, :]
+    older = (j <= t)[None] & lin_valid[:, None, :]
     s = (q.to(ct) @ kr.transpose(-1, -2)) * _scale(scale, D)
     s = s.masked_fill(~in_window[:, None], float("-inf"))
-    a = factor.to(ct)[None, :, None, None] * torch.exp(s - s.amax(-1, keepdim=True))
+    s_k, m = _with_sinks(s, sk, q if q_sink is None else q_sink, t[:, 0], _scale(scale, D))
+    f = factor.to(ct)[None, :, None, None]
+    a = f * torch.exp(s - m)
     fk = k_features(kl_all.repeat_interleave(rep, 1)).to(ct)
     pair, from_state, to_state, over_all = _decay_weights(log_decay, T, fq)
     b = (fq @ fk.transpose(-1, -2)).masked_fill(~older[:, None], 0.0)
@@ -112,26 +146,31 @@ def naive_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int,
         b = torch.cat([b[..., :T] * pair, b[..., T:]], -1)
     num = (a + b) @ vr + (fq @ S0.to(ct)) * from_state
     den = (a + b).sum(-1, keepdim=True) + (fq @ z0.to(ct)[..., None]) * from_state
+    if sk is not None:
+        num_k, den_k = _sink_terms(s_k, sk, m, f)
+        num, den = num + num_k, den + den_k
     o = num / den
     final = None
     if output_final_state:
-        fk_old, v_old = _linear_inputs(kl_all, v_all, valid, T, H, k_features)
+        fk_old, v_old = _linear_inputs(kl_all, v_all, lin_valid, T, H, k_features)
         fk_old = fk_old * to_state
         final = (k_all[:, :, -w:], v_all[:, :, -w:], valid[:, -w:],
                  S0.to(ct) * over_all[..., None] + fk_old.transpose(-1, -2) @ v_old,
-                 z0.to(ct) * over_all + fk_old.sum(2)) + ((kl_all[:, :, -w:],) if k_lin is not None else ())
+                 z0.to(ct) * over_all + fk_old.sum(2)) + ((kl_all[:, :, -w:],) if k_lin is not None else ()) + (
+            sk.final() if sk is not None else ())
     return o.to(dtype), final
 
 
 def chunk_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int, scale: float | None = None,
                         key_mask=None, initial_state: State | None = None, output_final_state: bool = False,
-                        chunk_size: int = 64, log_decay=None, k_lin=None):
-    """Chunked form: the softmax part over per-chunk key strips (as ``chunk_swa``), the linear part as chunked
-    linear attention between query t and extended position t (the one that has just left its window)."""
+                        chunk_size: int = 64, log_decay=None, k_lin=None, sinks: int = 0, q_sink=None):
+    """Chunked form: the softmax part over per-chunk key strips (as ``chunk_swa``) and the sinks, the linear part
+    as chunked linear attention between query t and extended position t (the one that has just left its window)."""
     dtype, (B, H, T, D) = v.dtype, q.shape
     C, w = chunk_size, window
     k_all, v_all, valid = _with_window(k, v, key_mask, initial_state[:3] if initial_state else None, w)
     kl_all = _linear_keys(k_lin, v, key_mask, initial_state, w, k_all)
+    sk, lin_valid = _sinks(k_all, v_all, valid, T, sinks, initial_state, w)
     ct = k_all.dtype
     rep = H // k.shape[1]
     # --- softmax over the window: strips of the w + C - 1 keys each chunk can see
@@ -150,12 +189,19 @@ def chunk_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int,
     allowed = (band & vis[:, :, None, :]) | (o_ == i + w - 1)                      # (B, n, C, Sw)
     s = (qc @ strips[0].transpose(-1, -2)) * _scale(scale, D)                      # (B, H, n, C, Sw)
     s = s.masked_fill(~allowed[:, None], float("-inf"))
-    a = factor.to(ct)[None, :, None, None, None] * torch.exp(s - s.amax(-1, keepdim=True))
+    qs = None if sk is None else F.pad((q if q_sink is None else q_sink).to(ct), (0, 0, 0, pad)).view(B, H, n, C, D)
+    s_k, m = _with_sinks(s, sk, qs, torch.arange(n * C, device=q.device).view(n, C), _scale(scale, D))
+    f = factor.to(ct)[None, :, None, None, None]
+    a = f * torch.exp(s - m)
     Dv = v.shape[-1]
-    num_sm = (a @ strips[1]).reshape(B, H, n * C, Dv)[:, :, :T]
-    den_sm = a.sum(-1).reshape(B, H, n * C)[:, :, :T, None]
+    num_sm, den_sm = a @ strips[1], a.sum(-1, keepdim=True)
+    if sk is not None:
+        num_k, den_k = _sink_terms(s_k, sk, m, f)
+        num_sm, den_sm = num_sm + num_k, den_sm + den_k
+    num_sm = num_sm.reshape(B, H, n * C, Dv)[:, :, :T]
+    den_sm = den_sm.reshape(B, H, n * C, 1)[:, :, :T]
     # --- linear attention over positions that have left the window (lagging w behind; ones column = denominator)
-    fk, vl = _linear_inputs(kl_all, v_all, valid, T, H, k_features)
+    fk, vl = _linear_inputs(kl_all, v_all, lin_valid, T, H, k_features)
     S0, z0 = initial_state[3:5] if initial_state else _zero_linear_state(B, H, fq.shape[-1], v.shape[-1], fk)
     v_aug = torch.cat([vl, torch.ones_like(vl[..., :1])], -1)                       # (B, H, T, D + 1)
     S0_aug = torch.cat([S0.to(ct), z0.to(ct)[..., None]], -1)                       # (B, H, F, D + 1)
@@ -170,15 +216,16 @@ def chunk_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int,
     final = None
     if output_final_state:
         final = (k_all[:, :, -w:], v_all[:, :, -w:], valid[:, -w:], lin_final[..., :Dv], lin_final[..., Dv]) + (
-            (kl_all[:, :, -w:],) if k_lin is not None else ())
+            (kl_all[:, :, -w:],) if k_lin is not None else ()) + (sk.final() if sk is not None else ())
     return o.to(dtype), final
 
 
 def recurrent_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: int, scale: float | None = None,
                             key_mask=None, initial_state: State | None = None, output_final_state: bool = False,
-                            log_decay=None, k_lin=None):
-    """Token by token (decoding): the oldest window slot moves into the linear state, the new token enters the
-    window, then one normalised sum over the window and the linear state."""
+                            log_decay=None, k_lin=None, sinks: int = 0, q_sink=None):
+    """Token by token (decoding): the oldest window slot moves into a free sink slot or else into the linear
+    state, the new token enters the window, then one normalised sum over the window, the sinks and the linear
+    state."""
     dtype, (B, H, T, D) = v.dtype, q.shape
     w = window
     kw, vw, valid = _with_window(k[:, :, :0], v[:, :, :0], None, initial_state[:3] if initial_state else None, w)
@@ -189,16 +236,29 @@ def recurrent_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: 
     rep = H // k.shape[1]
     S, z = initial_state[3:5] if initial_state else _zero_linear_state(B, H, fq.shape[-1], v.shape[-1], kw)
     S, z = S.to(ct), z.to(ct)
+    if sinks and initial_state:                                                     # empty slots read as zeros
+        held = initial_state[-1].bool()
+        sk, sv = (x.to(ct) * held[:, None, :, None] for x in initial_state[-3:-1])
+    elif sinks:
+        sk, sv = kw.new_zeros(B, kw.shape[1], sinks, D), vw.new_zeros(B, vw.shape[1], sinks, vw.shape[-1])
+        held = torch.zeros(B, sinks, dtype=torch.bool, device=q.device)
     km = key_mask.bool() if key_mask is not None else torch.ones(B, T, dtype=torch.bool, device=q.device)
     f = factor.to(ct)[None, :, None, None]
     sc = _scale(scale, D)
     self_only = torch.zeros(w, dtype=torch.bool, device=q.device)
     self_only[-1] = True
     gamma = torch.exp(log_decay.to(ct))[None, :, None] if log_decay is not None else None    # (1, H, 1)
+    q_sink = q if q_sink is None else q_sink
     outs = []
-    for qt, fqt, kt, klt, vt, mt in zip(q.unbind(2), fq.unbind(2), k.unbind(2), k_lin.unbind(2), v.unbind(2),
-                                        km.unbind(1)):
-        m_old = valid[:, 0].to(ct)[:, None, None, None]                             # the slot that leaves
+    for qt, qst, fqt, kt, klt, vt, mt in zip(q.unbind(2), q_sink.unbind(2), fq.unbind(2), k.unbind(2),
+                                             k_lin.unbind(2), v.unbind(2), km.unbind(1)):
+        leaving = valid[:, 0]                                                       # the slot that leaves
+        if sinks:                                                                   # into the first free sink slot
+            slot = (torch.arange(sinks, device=q.device) == held.sum(1, keepdim=True)) & leaving[:, None]
+            sk = torch.where(slot[:, None, :, None], kw[:, :, :1], sk)
+            sv = torch.where(slot[:, None, :, None], vw[:, :, :1], sv)
+            held, leaving = held | slot, leaving & ~slot.any(1)
+        m_old = leaving.to(ct)[:, None, None, None]
         fk_old = k_features(klw[:, :, :1].repeat_interleave(rep, 1)).to(ct) * m_old  # (B, H, 1, F)
         v_old = vw[:, :, :1].repeat_interleave(rep, 1) * m_old                       # (B, H, 1, D)
         if gamma is not None:
@@ -211,13 +271,21 @@ def recurrent_window_linear(q, k, v, fq, k_features: KFeatures, factor, window: 
         valid = torch.cat([valid[:, 1:], mt[:, None]], 1)
         s = (qt.to(ct)[:, :, None] @ kw.repeat_interleave(rep, 1).transpose(-1, -2)) * sc   # (B, H, 1, w)
         s = s.masked_fill(~(valid | self_only)[:, None, None], float("-inf"))
-        a = f * torch.exp(s - s.amax(-1, keepdim=True))
+        m = s.amax(-1, keepdim=True)
+        if sinks:
+            s_k = (qst.to(ct)[:, :, None] @ sk.repeat_interleave(rep, 1).transpose(-1, -2)) * sc   # (B, H, 1, N)
+            s_k = s_k.masked_fill(~held[:, None, None], float("-inf"))
+            m = torch.maximum(m, s_k.amax(-1, keepdim=True))
+        a = f * torch.exp(s - m)
         fqt = fqt.to(ct)[:, :, None]                                                 # (B, H, 1, F)
         num = a @ vw.repeat_interleave(rep, 1) + fqt @ S
         den = a.sum(-1, keepdim=True) + fqt @ z[..., None]
+        if sinks:
+            a_k = f * torch.exp(s_k - m)
+            num, den = num + a_k @ sv.repeat_interleave(rep, 1), den + a_k.sum(-1, keepdim=True)
         outs.append(num / den)
     o = torch.cat(outs, 2)
-    extra = (klw,) if has_lin else ()
+    extra = ((klw,) if has_lin else ()) + ((sk, sv, held) if sinks else ())
     return o.to(dtype), ((kw, vw, valid, S, z) + extra if output_final_state else None)
 
 

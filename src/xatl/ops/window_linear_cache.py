@@ -12,9 +12,9 @@ Evicting in batches keeps the sequential part short (one decision per ``evict`` 
 ``evict=1`` decides at every token.
 
 ``pinned`` (attention sinks, Xiao et al. 2024): the first ``pinned`` pairs of the sequence stay in the cache for
-good (counted in ``size``; they take cache slots 0..pinned-1, which are never evicted). With ``size == pinned``
-and ``evict == 1`` the cache holds only the sinks: every other pair goes from the window straight into the linear
-state, as in ``window_linear`` (the schedule is then computed without the sequential loop).
+good (counted in ``size``; they take cache slots 0..pinned-1, which are never evicted), scored against
+``q_pinned`` (default q; see :mod:`xatl.ops.sinks`). Sinks without LoLA's cache run in ``window_linear``
+(``sinks``), which needs no schedule; with ``size == pinned`` and ``evict == 1`` this op computes the same.
 
 For query t: softmax terms over its window and the cache, shifted by their joint row maximum and scaled by the
 window factor f; linear terms over every evicted pair (decayed by ``log_decay`` as in ``window_linear``, from the
@@ -97,13 +97,6 @@ def cache_schedule(fk, V, valid, S0, z0, log_decay, size: int, evict: int, T: in
     padding differs); heads at once."""
     if not 0 <= pinned <= size:
         raise ValueError(f"pinned pairs ({pinned}) must fit the cache size ({size})")
-    if pinned == size and evict == 1:
-        return _sink_schedule(valid, size, T)
-    return _loop_schedule(fk, V, valid, S0, z0, log_decay, size, evict, T, pinned)
-
-
-def _loop_schedule(fk, V, valid, S0, z0, log_decay, size: int, evict: int, T: int, pinned: int):
-    """``cache_schedule`` by its sequential definition: one decision per ``evict`` pairs leaving the window."""
     B, H, N, Fd = fk.shape
     cap, dev = size + evict, fk.device
     estep = torch.full((B, H, N), NEVER, dtype=torch.long, device=dev)
@@ -148,33 +141,25 @@ def _loop_schedule(fk, V, valid, S0, z0, log_decay, size: int, evict: int, T: in
     return estep, final
 
 
-def _sink_schedule(valid, size: int, T: int):
-    """``cache_schedule`` when the cache holds only ``size`` sinks (evict 1): the first valid pairs to leave the
-    window fill the free slots in slot order and stay; every later one enters the linear state at the step it
-    leaves the window."""
-    B, H, N = valid.shape
-    cap, dev = size + 1, valid.device
-    estep = torch.full((B, H, N), NEVER, dtype=torch.long, device=dev)
-    final = torch.empty(B, H, cap, dtype=torch.long, device=dev)
-    ar = torch.arange(cap, device=dev)
-    for b in range(B):
-        slots = torch.where(valid[b, :, :cap], ar, -1)                                # (H, cap)
-        steps = valid[b, 0, cap:cap + T].nonzero()[:, 0]
-        free = int(size - (slots[0, :size] >= 0).sum())
-        if (slots[:, size:] >= 0).any():
-            raise ValueError(f"a sink cache state holds a pair in slot {size}, which is always empty between steps")
-        empty = torch.sort((slots[0, :size] >= 0).int(), stable=True).indices[:free]
-        slots[:, empty[:len(steps)]] = cap + steps[:free]
-        later = cap + steps[free:]
-        estep[b][:, later] = steps[free:]
-        final[b] = slots
-    return estep, final
-
-
 def membership(N: int, cap: int, like: torch.Tensor) -> torch.Tensor:
     """The step at which each extended position leaves the window (-1 for the cache it started in): (N,)."""
     enter = torch.arange(N, device=like.device) - cap
     return torch.where(enter < 0, torch.full_like(enter, -1), enter)
+
+
+def _pinned(slots: torch.Tensor, pinned: int, N: int) -> torch.Tensor:
+    """(B, H, N): the extended positions that are sinks (the pinned slots after the call: sinks never leave)."""
+    idx = slots[..., :pinned]
+    out = torch.zeros(*slots.shape[:2], N + 1, dtype=torch.bool, device=slots.device)
+    return out.scatter_(2, torch.where(idx >= 0, idx, N), True)[..., :N]
+
+
+def _sink_scores(s, q_pinned, K, cached, pin, sc: float):
+    """Scores s (B, H, *Q, M) against keys K (B, H, *, M, D) with the sinks' (``pin`` (B, H, *, M), where ``cached``
+    (B, H, *Q, M)) scored against q_pinned (B, H, *Q, D) instead."""
+    if q_pinned is None or not pin.any():
+        return s
+    return torch.where(cached & pin.unsqueeze(-2), (q_pinned.to(K.dtype) @ K.transpose(-1, -2)) * sc, s)
 
 
 def _final_cache(K, V, slots, KL, win, w: int):
@@ -211,7 +196,8 @@ def _prepare(q, k, v, fq, k_features, w: int, size: int, evict: int, key_mask, i
 
 def naive_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int, evict: int = 1,
                               scale: float | None = None, key_mask=None, initial_state=None,
-                              output_final_state: bool = False, log_decay=None, k_lin=None, pinned: int = 0):
+                              output_final_state: bool = False, log_decay=None, k_lin=None, pinned: int = 0,
+                              q_pinned=None):
     """Reference: (T, N) masks of the window, the cache and the linear state, from the schedule."""
     dtype, (_, H, T, D) = v.dtype, q.shape
     w, cap = window, size + evict
@@ -225,6 +211,7 @@ def naive_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window
     in_cache = vis & (enter <= t) & (t < estep[:, :, None])
     in_lin = estep[:, :, None] <= t                                                  # (B, H, T, N)
     s = (q.to(ct) @ K.transpose(-1, -2)) * _scale(scale, D)
+    s = _sink_scores(s, q_pinned, K, in_cache, _pinned(slots, pinned, N), _scale(scale, D))
     s = s.masked_fill(~(in_win | in_cache), float("-inf"))
     a = factor.to(ct)[None, :, None, None] * torch.exp(s - s.amax(-1, keepdim=True))
     g = _log_gamma(log_decay, H, K)
@@ -247,7 +234,7 @@ def _select(mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 def chunk_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int, evict: int = 1,
                               scale: float | None = None, key_mask=None, initial_state=None,
                               output_final_state: bool = False, chunk_size: int = 64, log_decay=None, k_lin=None,
-                              pinned: int = 0):
+                              pinned: int = 0, q_pinned=None):
     """Chunked: per query chunk of C, the (w + C - 1)-key window strip, the at most size + evict + C pairs that can
     be cached during it, and for the linear part the state at the chunk's start plus the at most C + evict pairs
     evicted during it."""
@@ -277,7 +264,13 @@ def chunk_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window
     ce, cs = enter[cand], estep.gather(-1, cand.flatten(2)).view_as(cand)             # (B, H, n, M)
     tq = t[None, None, :, :, None]
     cached = ok[..., None, :] & (ce[..., None, :] <= tq) & (tq < cs[..., None, :])       # (B, H, n, C, M)
-    s_c = ((qc @ _gather(K, cand).transpose(-1, -2)) * sc).masked_fill(~cached, float("-inf"))
+    Kc = _gather(K, cand)                                                             # (B, H, n, M, D)
+    s_c = (qc @ Kc.transpose(-1, -2)) * sc
+    if q_pinned is not None:
+        qpc = F.pad(q_pinned.to(ct), (0, 0, 0, pad)).view(B, H, n, C, D)
+        pin = _pinned(slots, pinned, K.shape[2]).gather(-1, cand.flatten(2)).view_as(cand)
+        s_c = _sink_scores(s_c, qpc, Kc, cached, pin & ok, sc)
+    s_c = s_c.masked_fill(~cached, float("-inf"))
     m = torch.maximum(s_w.amax(-1, keepdim=True), s_c.amax(-1, keepdim=True))
     f = factor.to(ct)[None, :, None, None, None]
     a_w, a_c = f * torch.exp(s_w - m), f * torch.exp(s_c - m)
@@ -305,7 +298,8 @@ def chunk_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window
 
 def recurrent_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int,
                                   evict: int = 1, scale: float | None = None, key_mask=None, initial_state=None,
-                                  output_final_state: bool = False, log_decay=None, k_lin=None, pinned: int = 0):
+                                  output_final_state: bool = False, log_decay=None, k_lin=None, pinned: int = 0,
+                                  q_pinned=None):
     """Token by token (decoding): decay the linear state, add the pairs evicted at this step, then one normalised
     sum over the window, the cache (pairs that have left the window and are not evicted) and the linear state."""
     dtype, (_, H, T, D) = v.dtype, q.shape
@@ -317,15 +311,18 @@ def recurrent_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, wi
     gamma = torch.exp(g)[None, :]                                                     # (1, H)
     f, sc = factor.to(ct)[None, :, None, None], _scale(scale, D)
     x = torch.arange(N, device=q.device)
+    pin = _pinned(slots, pinned, N)
     outs = []
     for t in range(T):
         now = (estep == t).to(ct)[..., None]                                          # (B, H, N, 1)
         S = S * gamma[..., None, None] + (fk * now).transpose(-1, -2) @ V
         z = z * gamma[..., None] + (fk * now).sum(2)
         see = ((x > cap + t) & (x <= cap + w + t) & valid) | (x == cap + w + t)
-        see = see | (valid & (enter <= t) & (t < estep))                              # (B, H, N)
+        held = valid & (enter <= t) & (t < estep)                                     # (B, H, N): the cache
         s = (q[:, :, t:t + 1].to(ct) @ K.transpose(-1, -2)) * sc                       # (B, H, 1, N)
-        s = s.masked_fill(~see[:, :, None], float("-inf"))
+        if q_pinned is not None:
+            s = _sink_scores(s, q_pinned[:, :, t:t + 1], K, held[:, :, None], pin, sc)
+        s = s.masked_fill(~(see | held)[:, :, None], float("-inf"))
         a = f * torch.exp(s - s.amax(-1, keepdim=True))
         fqt = fq[:, :, t:t + 1].to(ct)
         outs.append((a @ V + fqt @ S) / (a.sum(-1, keepdim=True) + fqt @ z[..., None]))
