@@ -10,6 +10,7 @@ Target (the heal issue): (1) at least 2x the tokens/s of (2). Median of --steps 
 
     python benchmarks/heal.py                                  # SmolLM2-135M, lolcats, 4 x 256 tokens
     python benchmarks/heal.py --donor tiny --steps 2           # smoke run
+    python benchmarks/heal.py --batch 1 --context 1024 --heal-options   # heal's shape and mixer options
 writes benchmarks/results/heal.json (or --out).
 """
 
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from xatl.cli.convert import parse_option
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -33,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--context", type=int, default=256)
     p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--mixer-option", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the mixer (repeatable), e.g. sinks=0")
+    p.add_argument("--heal-options", action="store_true", help="start from the mixer options `xatl heal` adds "
+                   "(xatl.heal.config.LONG_CONTEXT_OPTIONS); --mixer-option overrides them")
     p.add_argument("--out", default=str(RESULTS / "heal.json"))
     args = p.parse_args(argv)
 
@@ -41,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoModelForCausalLM
 
     import xatl
+    from xatl.heal.config import LONG_CONTEXT_OPTIONS
     from xatl.heal.run import median_seconds, step_functions
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -49,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     config = donor_config(args.donor)
     donor = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval().requires_grad_(False)
-    student = xatl.XATLForCausalLM(xatl.student_config(config, mixer=args.mixer)).train()
+    options = {**(LONG_CONTEXT_OPTIONS.get(args.mixer, {}) if args.heal_options else {}), **dict(args.mixer_option)}
+    student = xatl.XATLForCausalLM(xatl.student_config(config, mixer=args.mixer, mixer_options=options)).train()
     ids = torch.randint(0, config.vocab_size, (args.batch, args.context))
     fresh = [p for n, p in student.named_parameters() if "_map" in n or "window_factor" in n]   # what stage 1 trains
     steps = step_functions(student, donor, ids, fresh, kd_temperature=1.0)
@@ -58,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                "full_training": median_seconds(steps["lm"], args.steps),
                "full_training_kd": median_seconds(steps["lm_kd"], args.steps)}
     rates = {k: tokens / v for k, v in seconds.items()}
-    result = {"donor": args.donor, "mixer": args.mixer, "batch": args.batch, "context": args.context,
+    result = {"donor": args.donor, "mixer": args.mixer, "mixer_options": options, "batch": args.batch, "context": args.context,
               "steps": args.steps, "step_s": seconds, "tokens_per_s": rates,
               "transfer_over_full": rates["attention_transfer"] / rates["full_training"],
               "transfer_over_full_kd": rates["attention_transfer"] / rates["full_training_kd"], "target": 2.0,

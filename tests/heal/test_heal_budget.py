@@ -44,3 +44,34 @@ def test_checkpoints_fall_on_validated_steps():
     assert save_every(8, 4) == 12 and save_every(8, 0) == 10
     for total, every in ((41, 10), (100, 7), (30, 3)):
         assert save_every(total, every) % every == 0
+
+
+def test_calibration_times_what_stage_1_trains(monkeypatch):
+    """The wall-clock plan times a stage-1 step with the parameters stage 1 trains (the LCI mixers' new ones, not
+    the copied Q/K/V/O, whose gradients would make the step half as slow again and the plan short)."""
+    import xatl
+    from tiny import tiny_donor
+    from xatl.heal import HealConfig
+    from xatl.heal import run as heal_run
+    from xatl.transfer import transfer
+
+    donor = tiny_donor("llama")
+    config = xatl.student_config(donor.config, mixer="lolcats", mixer_options={"window": 4})
+    student, report = transfer(donor, config, "all", consume_donor=False)
+    seen = {}
+
+    def fake_steps(student, donor, ids, align_params, kd_temperature):
+        seen["align"] = {id(p) for p in align_params}
+        return {k: (lambda: None) for k in ("align", "lm", "lm_kd", "forward", "restore")}
+
+    monkeypatch.setattr(heal_run, "step_functions", fake_steps)
+    cfg = HealConfig(donor="tiny", out_dir="unused", block_size=8)
+    heal_run.calibrate(student, donor, cfg, report)
+    names = {n for n, p in student.named_parameters() if id(p) in seen["align"]}
+    mixer = student.model.layers[0].mixer
+    assert names and all(".mixer." in n for n in names)
+    assert {id(p) for p in mixer.q_map.parameters()} <= seen["align"] and id(mixer.window_factor) in seen["align"]
+    assert not {id(p) for p in (mixer.q_proj.weight, mixer.k_proj.weight, mixer.v_proj.weight,
+                                mixer.o_proj.weight)} & seen["align"]
+    heal_run.calibrate(student, donor, cfg)                                        # no report: every mixer weight
+    assert id(mixer.q_proj.weight) in seen["align"]

@@ -27,7 +27,8 @@ def _layers(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated layer indices like 1,11; got {text!r}") from None
 
 
-def _option(text: str) -> tuple[str, object]:
+def parse_option(text: str) -> tuple[str, object]:
+    """KEY=VALUE -> (KEY, VALUE as JSON, or the text when it is not JSON): a --mixer-option flag."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     key, value = text.split("=", 1)
@@ -49,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="layers that keep softmax attention (hybrid), e.g. 1,11; negative indices count from the end")
     p.add_argument("--copy", default="default", help="components to copy from the donor (default: default = "
                    "embed,norms,mlp,lm_head,o_proj)")
-    p.add_argument("--mixer-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--mixer-option", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the mixer (repeatable), e.g. chunk_size=32 or feature_map=\"relu\"")
     p.add_argument("--out", help="output directory (must not hold a model unless --overwrite)")
     p.add_argument("--plan", action="store_true", help="print what the conversion would copy and initialise and "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from .convert import _option
+from .convert import parse_option
 from .types import positive_int
 
 HELP = "evaluate a model (student or donor) on the zero-shot suite and held-out perplexity"
@@ -67,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", metavar="DIR", help="benchmark directory (default: the fetched evalsuite)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="weights dtype (default float32)")
-    p.add_argument("--mixer-option", dest="mixer_options", type=_option, action="append", default=[],
+    p.add_argument("--mixer-option", dest="mixer_options", type=parse_option, action="append", default=[],
                    metavar="KEY=VALUE", help="override an option of a student's mixers for this evaluation, e.g. "
                    "sparse_cache=64 (LoLA's exact cache; options that need new weights are refused); recorded in "
                    "the results")

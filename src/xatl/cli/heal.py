@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .convert import _layers, _option
+from .convert import _layers, parse_option
 
 HELP = "convert a donor into an LCI student and heal it: attention transfer, then distillation + LoRA, in a budget"
 DESCRIPTION = """Turn a pretrained Transformer into a linear-cost student that still works, in one command.
@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     add_flags(p, HealConfig, overrides={
         "attention_layers": dict(type=_layers_or_auto, metavar="I,J|auto:K"),
-        "mixer_options": dict(flag="--mixer-option", type=_option, action="append", default=[],
+        "mixer_options": dict(flag="--mixer-option", type=parse_option, action="append", default=[],
                               metavar="KEY=VALUE"),
         "data": dict(nargs="+", metavar="SOURCE")})
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -43,7 +43,8 @@ class HealConfig:
                                       "probes when switched back to softmax, measured after a short attention "
                                       "transfer (xatl.heal.select)")
     mixer_options: dict = _f({}, "options of the mixer as KEY=VALUE, e.g. window=64; for lolcats heal adds "
-                             "decay_span=256 and linear_rope=false unless set (the long-context variant)")
+                             + " ".join(f"{k}={str(v).lower()}" for k, v in LONG_CONTEXT_OPTIONS["lolcats"].items())
+                             + " unless set (the long-context variant)")
     budget: str = _f("15m", "how much healing: wall-clock (15m, 90s, 1h), optimizer steps (400steps) or tokens "
                      "(1.5Mtok)")
     align_fraction: float = _f(0.5, "share of the budget spent on stage 1 (attention transfer), in [0, 1)", min=0, below=1)

@@ -207,7 +207,7 @@ def _plan(cfg: HealConfig, budget: Budget, student, donor, selection: dict | Non
     seconds = None
     if budget.kind == "seconds":
         t0 = time.perf_counter()
-        cal = calibrate(student, donor, cfg)
+        cal = calibrate(student, donor, cfg, _student_report(Path(cfg.out_dir) / "student"))
         cal["seconds"] = round(time.perf_counter() - t0, 2)
         plan["calibration"] = cal
         # the budget pays for the calibration and the validations too (forward only: about a third of a step)
@@ -221,6 +221,14 @@ def _plan(cfg: HealConfig, budget: Budget, student, donor, selection: dict | Non
         if budget.kind != "seconds":                  # steps/tokens: the probe's steps were part of stage 1
             plan["align_steps"] = max(plan["align_steps"] - taken, 0)
     return plan
+
+
+def _student_report(student_dir: Path):
+    """The transfer report of the converted student (None if it has none)."""
+    from ..transfer.report import REPORT_FILE, TransferReport
+
+    path = student_dir / REPORT_FILE
+    return TransferReport.load(path) if path.is_file() else None
 
 
 def median_seconds(fn, repeats: int = 1) -> float:
@@ -279,15 +287,19 @@ def step_functions(student, donor, ids: torch.Tensor, align_params, kd_temperatu
     return {"align": align, "lm": lm, "lm_kd": lambda: lm(kd=True), "forward": forward, "restore": restore}
 
 
-def calibrate(student, donor, cfg: HealConfig) -> dict:
+def calibrate(student, donor, cfg: HealConfig, report=None) -> dict:
     """Measured seconds per optimizer step of each stage (and per forward-only micro-batch): one block of random
     token ids, timed after a warm-up and scaled by the blocks per step (per-token cost falls a little with the
-    batch, so this errs on the long side). Stage-1 steps are timed with every LCI mixer parameter trainable and
-    end-to-end steps with every weight trainable (upper bounds for what heal trains)."""
+    batch, so this errs on the long side). Stage-1 steps are timed with the parameters stage 1 trains (the LCI
+    mixers' new ones; every LCI mixer parameter without the transfer ``report``), end-to-end steps with every
+    weight trainable (an upper bound for LoRA's)."""
+    from ..train.params import COPIED, build_plan
     from ..train.teacher import MixerAligner
 
     ids = torch.randint(0, student.config.vocab_size, (1, cfg.block_size), generator=torch.Generator().manual_seed(0))
-    steps = step_functions(student, donor, ids, MixerAligner(student).parameters(), cfg.kd_temperature)
+    align = ([p for _, p in build_plan(student, report, COPIED).align] if report is not None
+             else MixerAligner(student).parameters())
+    steps = step_functions(student, donor, ids, align, cfg.kd_temperature)
     try:
         a, b, f = (median_seconds(steps[k]) for k in ("align", "lm_kd" if cfg.kd_weight > 0 else "lm", "forward"))
     finally:
