@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     import xatl
     from xatl.heal.config import LONG_CONTEXT_OPTIONS
     from xatl.heal.run import median_seconds, step_functions
+    from xatl.train.params import COPIED, build_plan
+    from xatl.transfer import transfer
 
     sys.path.insert(0, str(Path(__file__).parent))
     from train import donor_config
@@ -58,9 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     config = donor_config(args.donor)
     donor = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval().requires_grad_(False)
     options = {**(LONG_CONTEXT_OPTIONS.get(args.mixer, {}) if args.heal_options else {}), **dict(args.mixer_option)}
-    student = xatl.XATLForCausalLM(xatl.student_config(config, mixer=args.mixer, mixer_options=options)).train()
+    student, report = transfer(donor, xatl.student_config(config, mixer=args.mixer, mixer_options=options), "all",
+                               consume_donor=False)
+    student.train()
     ids = torch.randint(0, config.vocab_size, (args.batch, args.context))
-    fresh = [p for n, p in student.named_parameters() if "_map" in n or "window_factor" in n]   # what stage 1 trains
+    fresh = [p for _, p in build_plan(student, report, COPIED).align]              # what stage 1 trains
     steps = step_functions(student, donor, ids, fresh, kd_temperature=1.0)
     tokens = args.batch * args.context
     seconds = {"attention_transfer": median_seconds(steps["align"], args.steps),
