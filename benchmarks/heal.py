@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mixer-option", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the mixer (repeatable), e.g. sinks=0")
     p.add_argument("--heal-options", action="store_true", help="start from the mixer options `xatl heal` adds "
-                   "(xatl.heal.config.LONG_CONTEXT_OPTIONS); --mixer-option overrides them")
+                   "(xatl.heal.config.long_context_options); --mixer-option overrides them")
     p.add_argument("--out", default=str(RESULTS / "heal.json"))
     args = p.parse_args(argv)
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoModelForCausalLM
 
     import xatl
-    from xatl.heal.config import LONG_CONTEXT_OPTIONS
+    from xatl.heal.config import long_context_options
     from xatl.heal.run import median_seconds, step_functions
     from xatl.train.params import COPIED, build_plan
     from xatl.transfer import transfer
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     config = donor_config(args.donor)
     donor = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval().requires_grad_(False)
-    options = {**(LONG_CONTEXT_OPTIONS.get(args.mixer, {}) if args.heal_options else {}), **dict(args.mixer_option)}
+    options = (long_context_options(args.mixer, args.context, dict(args.mixer_option)) if args.heal_options
+               else dict(args.mixer_option))
     student, report = transfer(donor, xatl.student_config(config, mixer=args.mixer, mixer_options=options), "all",
                                consume_donor=False)
     student.train()

@@ -31,7 +31,8 @@ def _data(block: int) -> DatasetDict:
 def _heal(donor_dir, out, block: int):
     per_step = 256                                                 # tokens per step, both runs
     cfg = HealConfig(donor=str(donor_dir), out_dir=str(out), mixer="lolcats",
-                     mixer_options={"window": 2, "chunk_size": 8, "decay_span": 0, "linear_rope": True},   # LoLCATs
+                     mixer_options={"window": 2, "chunk_size": 8, "decay_span": 0, "linear_rope": True,   # LoLCATs
+                                    "sparse_cache": 0},                          # (64 pairs: whole tiny blocks)
                      budget="60steps", block_size=block,
                      micro_batch_size=per_step // block, eval_every=0, eval_batches=0, eval_documents=0,
                      lora_rank=4, align_fraction=0.5)

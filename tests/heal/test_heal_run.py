@@ -24,9 +24,10 @@ def donor_dir(tmp_path_factory):
 
 def _cfg(donor_dir, out, **kw):
     # sinks=0: on 32-token blocks of the periodic donor, 4 sinks are an eighth of every block, and attention transfer
-    # then lowers layer 1's alignment error by 4% instead of 15% (decay and the position-free linear part stay)
+    # then lowers layer 1's alignment error by 4% instead of 15% (decay and the position-free linear part stay);
+    # sparse_cache=0: LoLA's 64 pairs would hold whole blocks
     base = dict(donor=str(donor_dir), out_dir=str(out), mixer="lolcats",
-                mixer_options={"window": 2, "chunk_size": 8, "sinks": 0}, budget="16steps", block_size=32, micro_batch_size=8,
+                mixer_options={"window": 2, "chunk_size": 8, "sinks": 0, "sparse_cache": 0}, budget="16steps", block_size=32, micro_batch_size=8,
                 eval_every=4, eval_batches=2, eval_documents=0, lora_rank=4)
     base.update(kw)
     return HealConfig(**base)
@@ -131,12 +132,19 @@ def test_cli_flags_come_from_the_config(capsys):
                                             "--attention-layers", "0,5", "--copied-lr", "none"])
     cfg = config_from_args(args)
     default = HealConfig(donor="d", out_dir="o")
-    assert cfg.mixer_options == {"window": 32, "decay_span": 256, "linear_rope": False, "sinks": 4}   # + heal's
+    assert cfg.mixer_options == {"window": 32, "decay_span": 256, "linear_rope": False, "sinks": 4,   # + heal's
+                                 "sparse_cache": 64, "cache_while_training": False,
+                                 "sink_position_limit": default.block_size - 1}          # the trained positions
     assert cfg.attention_layers == [0, 5] and cfg.copied_lr is None
     plain = config_from_args(build_parser("heal").parse_args(["heal", "--donor", "d", "--out", "o", "--mixer-option",
                                                               "decay_span=0", "--mixer-option", "linear_rope=true",
-                                                              "--mixer-option", "sinks=0"]))
-    assert plain.mixer_options == {"decay_span": 0, "linear_rope": True, "sinks": 0}      # LoLCATs as published
+                                                              "--mixer-option", "sinks=0", "--mixer-option",
+                                                              "sparse_cache=0", "--block-size", "256"]))
+    assert plain.mixer_options == {"decay_span": 0, "linear_rope": True, "sinks": 0, "sparse_cache": 0,
+                                   "cache_while_training": False}             # LoLCATs as published
+    short = HealConfig(donor="d", out_dir="o", block_size=256, mixer_options={"sink_position_limit": 9000})
+    assert short.mixer_options["sink_position_limit"] == 9000                    # given, kept
+    assert HealConfig(donor="d", out_dir="o", block_size=256).mixer_options["sink_position_limit"] == 255
     assert (cfg.budget, cfg.lr, cfg.kd_weight, cfg.block_size) == (default.budget, default.lr, default.kd_weight,
                                                                    default.block_size)
     assert main(["heal", "--donor", "d", "--out", "o", "--budget", "soon"]) == 2

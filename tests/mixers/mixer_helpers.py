@@ -61,8 +61,9 @@ def config(case: str, family: str = "llama", **extra):
 
 def make_mixer(case: str, seed: int = 0, family: str = "llama", **extra):
     """(mixer of layer 0, the student's rotary module or None) with unit-scale random projections."""
+    cfg = config(case, family, **extra)                     # first: the cached donor draws from the RNG once
     torch.manual_seed(seed)
-    model = xatl.XATLForCausalLM(config(case, family, **extra))
+    model = xatl.XATLForCausalLM(cfg)
     mixer = model.model.layers[0].mixer
     with torch.no_grad():
         for m in mixer.modules():

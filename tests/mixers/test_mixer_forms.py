@@ -184,3 +184,24 @@ def test_sinks_past_the_position_limit(case):
         plain, _ = free(x, context(rotary, x))
     torch.testing.assert_close(capped[:, :21], plain[:, :21])
     assert ((capped[:, 21:] - plain[:, 21:]).abs().amax(-1) > 1e-4).all()
+
+
+def test_a_cache_kept_out_of_training():
+    """cache_while_training=False: a training forward (train mode, no state) is the student without LoLA's cache,
+    exactly, and evaluation (eval mode, or any forward with a state) runs the cache; True (the default) runs the
+    cache in both."""
+    x = torch.randn(2, 3 * CHUNK + 5, 64, generator=torch.Generator().manual_seed(0))
+    off, rotary = make_mixer("lolcats-sinks-cache", seed=8, cache_while_training=False)
+    plain, _ = make_mixer("lolcats-sinks-cache", seed=8, sparse_cache=0)
+    on, _ = make_mixer("lolcats-sinks-cache", seed=8)
+    x = x[..., :off.hidden_size]
+    with torch.no_grad():
+        evaluated = off(x, context(rotary, x))[0]
+        torch.testing.assert_close(evaluated, on(x, context(rotary, x))[0])
+        assert (evaluated - plain(x, context(rotary, x))[0]).abs().max() > 1e-4       # the cache matters here
+        off.train(), on.train(), plain.train()
+        torch.testing.assert_close(off(x, context(rotary, x))[0], plain(x, context(rotary, x))[0])
+        torch.testing.assert_close(on(x, context(rotary, x))[0], evaluated)
+        y, state = off(x, context(rotary, x), use_cache=True)                        # generation: the cache
+        torch.testing.assert_close(y, evaluated)
+        assert "cache_k" in state

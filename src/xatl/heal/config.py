@@ -15,10 +15,23 @@ from ..utils.settings import check_ranges, setting
 from .budget import Budget
 
 STAGE2 = ("lora", "unfreeze", "frozen")
-LONG_CONTEXT_OPTIONS = {"lolcats": {"decay_span": 256, "linear_rope": False, "sinks": 4}}
+LONG_CONTEXT_OPTIONS = {"lolcats": {"decay_span": 256, "linear_rope": False, "sinks": 4, "sparse_cache": 64,
+                                    "cache_while_training": False}}
 """Mixer options heal adds unless they are set: xatl's long-context variant of the mixer (for lolcats a decayed,
-position-free linear part and 4 attention sinks; docs/heal.md#long-context). ``--mixer-option decay_span=0
---mixer-option linear_rope=true --mixer-option sinks=0`` gives LoLCATs as published."""
+position-free linear part, 4 attention sinks scored at distances the training blocks hold, and LoLA's exact cache
+of 64 pairs per head, used by the healed student but not while it trains; docs/heal.md#long-context).
+``--mixer-option decay_span=0 --mixer-option linear_rope=true --mixer-option sinks=0 --mixer-option
+sparse_cache=0`` gives LoLCATs as published."""
+
+
+def long_context_options(mixer: str, block_size: int, given: dict | None = None) -> dict:
+    """The mixer options of a heal of ``mixer`` on blocks of ``block_size`` tokens: LONG_CONTEXT_OPTIONS, then the
+    ``given`` ones over them, and with sinks a ``sink_position_limit`` of the last trained position unless given
+    (past it, the sinks are scored as there, so no query meets them further away than training did)."""
+    options = {**LONG_CONTEXT_OPTIONS.get(mixer, {}), **dict(given or {})}
+    if options.get("sinks") and "sink_position_limit" not in options:
+        options["sink_position_limit"] = block_size - 1
+    return options
 
 
 def _f(default, help: str, **kw):
@@ -44,7 +57,7 @@ class HealConfig:
                                       "transfer (xatl.heal.select)")
     mixer_options: dict = _f({}, "options of the mixer as KEY=VALUE, e.g. window=64; for lolcats heal adds "
                              + " ".join(f"{k}={str(v).lower()}" for k, v in LONG_CONTEXT_OPTIONS["lolcats"].items())
-                             + " unless set (the long-context variant)")
+                             + " sink_position_limit=(block size - 1) unless set (the long-context variant)")
     budget: str = _f("15m", "how much healing: wall-clock (15m, 90s, 1h), optimizer steps (400steps) or tokens "
                      "(1.5Mtok)")
     align_fraction: float = _f(0.5, "share of the budget spent on stage 1 (attention transfer), in [0, 1)", min=0, below=1)
@@ -86,7 +99,7 @@ class HealConfig:
                 raise ConfigError(f"attention_layers must be layer indices (0,10,20) or auto:K, got "
                                   f"{self.attention_layers!r}") from None
         self.data = [str(s) for s in ([self.data] if isinstance(self.data, str) else self.data)]
-        self.mixer_options = {**LONG_CONTEXT_OPTIONS.get(self.mixer, {}), **dict(self.mixer_options or {})}
+        self.mixer_options = long_context_options(self.mixer, self.block_size, self.mixer_options)
         self.validate()
 
     def validate(self) -> None:

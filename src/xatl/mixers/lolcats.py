@@ -60,6 +60,10 @@ class LolcatsOptions(FeatureMapOptions):
     """0: none. N > 0: attention sinks (StreamingLLM, Xiao et al. 2024): the first N tokens stay exact in the softmax
     part for every query, however long the context (the donor's heads park much of their attention there, which
     the linear part cannot reproduce); needs no new weights. With ``sparse_cache`` they take N of its slots more."""
+    cache_while_training: bool = True
+    """With ``sparse_cache``: False runs training forwards (module in train mode, no state) without LoLA's cache,
+    in the faster window + linear op, and keeps the cache for evaluation and generation: the cache needs no
+    training (LoLA adds it to trained LoLCATs models), so a student can heal without paying for it."""
     sink_position_limit: int = 0
     """With ``sinks``: queries past this position score the sinks as if they stood at it, so that no query meets a
     sink further away than the donor's context (a pure student runs past it; the donor never saw such distances).
@@ -131,6 +135,12 @@ class LolcatsAttention(Mixer):
             layout.update(sink_k=((B, Hkv, n, D), f), sink_v=((B, Hkv, n, D), f), sink_held=((B, n), b))
         return layout
 
+    def _uses_cache(self, state: State | None, use_cache: bool) -> bool:
+        """Whether this forward runs LoLA's cache op (``cache_while_training``)."""
+        if not self.opts.cache_size:
+            return False
+        return self.opts.cache_while_training or not self.training or state is not None or use_cache
+
     def init_state(self, batch_size, device, dtype) -> State:
         return {key: torch.zeros(shape, dtype=dt, device=device)
                 for key, (shape, dt) in self._state_layout(batch_size).items()}
@@ -161,7 +171,7 @@ class LolcatsAttention(Mixer):
         fq = self.q_map(q if self.opts.linear_rope else q_raw)
         args = (q, k, v, fq, self.k_map, torch.sigmoid(self.window_factor), self.opts.window)
         q_sink = self.sink_queries(q, q_raw, ctx)
-        if self.opts.cache_size:
+        if self._uses_cache(state, use_cache):
             forms, extra = CACHE_FORMS, (self.opts.cache_size, self.opts.cache_evict)
             kw.update(pinned=self.opts.sinks, q_pinned=q_sink)
         else:
