@@ -14,9 +14,10 @@ pytestmark = [pytest.mark.real, pytest.mark.slow]
 
 def _heal_four_steps(model, donor_dir, tmp_path):
     """Heal a lolcats student (16-token window) of the donor for four steps of 2 x 64 wiki tokens, evaluating every
-    two; -> (the heal result, {step: validation loss})."""
+    two; -> (the heal result, {step: validation loss}). Without LoLA's cache: its 64 + 64 exact pairs would hold
+    every 64-token block, so the validations would score full attention from step 0."""
     cfg = HealConfig(donor=str(donor_dir), out_dir=str(tmp_path / "heal"), mixer="lolcats",
-                     mixer_options={"window": 16}, budget="4steps", block_size=64, micro_batch_size=2,
+                     mixer_options={"window": 16, "sparse_cache": 0}, budget="4steps", block_size=64, micro_batch_size=2,
                      data=["wiki"], max_documents=300, eval_every=2, eval_batches=2, eval_documents=4,
                      eval_window=128)
     result = heal(cfg, donor=model, progress=False)
