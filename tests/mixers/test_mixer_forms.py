@@ -190,11 +190,10 @@ def test_a_cache_kept_out_of_training():
     """cache_while_training=False: a training forward (train mode, no state) is the student without LoLA's cache,
     exactly, and evaluation (eval mode, or any forward with a state) runs the cache; True (the default) runs the
     cache in both."""
-    x = torch.randn(2, 3 * CHUNK + 5, 64, generator=torch.Generator().manual_seed(0))
     off, rotary = make_mixer("lolcats-sinks-cache", seed=8, cache_while_training=False)
     plain, _ = make_mixer("lolcats-sinks-cache", seed=8, sparse_cache=0)
     on, _ = make_mixer("lolcats-sinks-cache", seed=8)
-    x = x[..., :off.hidden_size]
+    x = torch.randn(2, 3 * CHUNK + 5, off.hidden_size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         evaluated = off(x, context(rotary, x))[0]
         torch.testing.assert_close(evaluated, on(x, context(rotary, x))[0])

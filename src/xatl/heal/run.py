@@ -207,7 +207,9 @@ def _plan(cfg: HealConfig, budget: Budget, student, donor, selection: dict | Non
     seconds = None
     if budget.kind == "seconds":
         t0 = time.perf_counter()
-        cal = calibrate(student, donor, cfg, _student_report(Path(cfg.out_dir) / "student"))
+        from ..train.setup import load_report
+
+        cal = calibrate(student, donor, cfg, load_report(Path(cfg.out_dir) / "student"))
         cal["seconds"] = round(time.perf_counter() - t0, 2)
         plan["calibration"] = cal
         # the budget pays for the calibration and the validations too (forward only: about a third of a step)
@@ -221,14 +223,6 @@ def _plan(cfg: HealConfig, budget: Budget, student, donor, selection: dict | Non
         if budget.kind != "seconds":                  # steps/tokens: the probe's steps were part of stage 1
             plan["align_steps"] = max(plan["align_steps"] - taken, 0)
     return plan
-
-
-def _student_report(student_dir: Path):
-    """The transfer report of the converted student (None if it has none)."""
-    from ..transfer.report import REPORT_FILE, TransferReport
-
-    path = student_dir / REPORT_FILE
-    return TransferReport.load(path) if path.is_file() else None
 
 
 def median_seconds(fn, repeats: int = 1) -> float:

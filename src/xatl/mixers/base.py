@@ -56,6 +56,21 @@ class MixerContext:
     rope: tuple[torch.Tensor, torch.Tensor] | None = None
     attention_mask: torch.Tensor | None = None
     rope_at: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+    _capped: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def rope_capped(self, limit: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The rotary (cos, sin) at min(position, ``limit``), each (B, T, R); None while no position passes
+        ``limit`` (or without RoPE). Computed once per forward call for every layer that asks."""
+        if self.rope is None:
+            return None
+        if limit not in self._capped:
+            capped = None
+            if int(self.position_ids.max()) > limit:
+                if self.rope_at is None:
+                    raise ValueError("positions past a cap need MixerContext.rope_at (the rotary at other positions)")
+                capped = self.rope_at(self.position_ids.clamp(max=limit))
+            self._capped[limit] = capped
+        return self._capped[limit]
 
     def current_mask(self, T: int) -> torch.Tensor | None:
         """(B, T, 1) float mask of the current tokens (to zero padded keys/values), or None without padding."""

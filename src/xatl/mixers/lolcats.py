@@ -149,14 +149,11 @@ class LolcatsAttention(Mixer):
         """The order of the op's state tuple."""
         return tuple(self._state_layout(0))
 
-    def sink_queries(self, q, q_raw, ctx: MixerContext):
-        """The queries the sinks are scored against (B, H, T, D): rotated at min(position, ``sink_limit``), so that
-        no query meets a sink further away than the donor's context; None (q itself) while no query is past it."""
-        if not self.opts.sinks or ctx.rope is None or int(ctx.position_ids.max()) <= self.sink_limit:
-            return None
-        if ctx.rope_at is None:
-            raise ValueError("a lolcats mixer with sinks past its sink_position_limit needs MixerContext.rope_at")
-        return apply_rope(q_raw, *ctx.rope_at(ctx.position_ids.clamp(max=self.sink_limit)))
+    def sink_queries(self, q_raw, ctx: MixerContext):
+        """The queries the sinks are scored against (B, H, T, D): q_raw rotated at min(position, ``sink_limit``), so
+        that no query meets a sink further away than that; None (the rotated q itself) while no query is past it."""
+        capped = ctx.rope_capped(self.sink_limit) if self.opts.sinks else None
+        return apply_rope(q_raw, *capped) if capped is not None else None
 
     def forward(self, x, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
         """x (B, T, C) -> (B, T, C)."""
@@ -170,7 +167,7 @@ class LolcatsAttention(Mixer):
             kw["k_lin"] = k_raw
         fq = self.q_map(q if self.opts.linear_rope else q_raw)
         args = (q, k, v, fq, self.k_map, torch.sigmoid(self.window_factor), self.opts.window)
-        q_sink = self.sink_queries(q, q_raw, ctx)
+        q_sink = self.sink_queries(q_raw, ctx)
         if self._uses_cache(state, use_cache):
             forms, extra = CACHE_FORMS, (self.opts.cache_size, self.opts.cache_evict)
             kw.update(pinned=self.opts.sinks, q_pinned=q_sink)

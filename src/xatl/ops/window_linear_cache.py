@@ -156,9 +156,7 @@ def _pinned(slots: torch.Tensor, pinned: int, N: int) -> torch.Tensor:
 
 def _sink_scores(s, q_pinned, K, cached, pin, sc: float):
     """Scores s (B, H, *Q, M) against keys K (B, H, *, M, D) with the sinks' (``pin`` (B, H, *, M), where ``cached``
-    (B, H, *Q, M)) scored against q_pinned (B, H, *Q, D) instead."""
-    if q_pinned is None or not pin.any():
-        return s
+    (B, H, *Q, M)) scored against q_pinned (B, H, *Q, D) instead. Call it only with sink queries of their own."""
     return torch.where(cached & pin.unsqueeze(-2), (q_pinned.to(K.dtype) @ K.transpose(-1, -2)) * sc, s)
 
 
@@ -211,7 +209,8 @@ def naive_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window
     in_cache = vis & (enter <= t) & (t < estep[:, :, None])
     in_lin = estep[:, :, None] <= t                                                  # (B, H, T, N)
     s = (q.to(ct) @ K.transpose(-1, -2)) * _scale(scale, D)
-    s = _sink_scores(s, q_pinned, K, in_cache, _pinned(slots, pinned, N), _scale(scale, D))
+    if q_pinned is not None:
+        s = _sink_scores(s, q_pinned, K, in_cache, _pinned(slots, pinned, N), _scale(scale, D))
     s = s.masked_fill(~(in_win | in_cache), float("-inf"))
     a = factor.to(ct)[None, :, None, None] * torch.exp(s - s.amax(-1, keepdim=True))
     g = _log_gamma(log_decay, H, K)
@@ -311,7 +310,7 @@ def recurrent_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, wi
     gamma = torch.exp(g)[None, :]                                                     # (1, H)
     f, sc = factor.to(ct)[None, :, None, None], _scale(scale, D)
     x = torch.arange(N, device=q.device)
-    pin = _pinned(slots, pinned, N)
+    pin = _pinned(slots, pinned, N) if q_pinned is not None else None
     outs = []
     for t in range(T):
         now = (estep == t).to(ct)[..., None]                                          # (B, H, N, 1)

@@ -134,7 +134,7 @@ class Trainer:
 
         self.src = resolve_model(cfg.model)
         self.model_sha = weights_sha256(str(self.src))
-        self.report = setup.load_report(self.src)
+        self.report = setup.load_report(self.src.path)
         self.tokenizer = setup.load_tokenizer(self.src)
         self._load_data(dataset)
         self.state, saved = RunState(), None

@@ -171,10 +171,11 @@ def load_tokenizer(src):
         return None
 
 
-def load_report(src):
+def load_report(model_dir):
+    """The transfer report of the student in ``model_dir`` (None if it has none)."""
     from ..transfer.report import REPORT_FILE, TransferReport
 
-    p = Path(src.path) / REPORT_FILE
+    p = Path(model_dir) / REPORT_FILE
     return TransferReport.load(p) if p.is_file() else None
 
 
