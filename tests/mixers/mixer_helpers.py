@@ -42,6 +42,8 @@ CASES = {                                                   # id -> (mixer, opti
                                         "sinks": 2, "sink_position_limit": 20}),
     "lolcats-sinks-cache-limit": ("lolcats", {"window": 3, "feature_dim": 4, "sinks": 2, "sparse_cache": 2,
                                               "cache_evict": 2, "sink_position_limit": 20}),
+    "lolcats-cache-far": ("lolcats", {"window": 3, "feature_dim": 4, "sinks": 1, "sparse_cache": 2, "cache_evict": 2,
+                                      "decay_span": 5, "linear_rope": False, "cache_position_limit": 12}),
     "deltanet": ("deltanet", {"conv_init": "uniform"}),
     "deltanet-noconv-gate": ("deltanet", {"use_short_conv": False, "use_gate": True, "allow_neg_eigval": True}),
     "gated_deltanet": ("gated_deltanet", {"conv_init": "uniform"}),

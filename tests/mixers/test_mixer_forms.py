@@ -118,7 +118,7 @@ def test_bf16_stays_close_to_fp32(case):
 
 @pytest.mark.parametrize("case", ["lolcats", "lolcats-decay", "lolcats-cache-decay", "lolcats-long-cache",
                                   "lolcats-long-sinks", "lolcats-sinks-cache", "lolcats-sinks-limit",
-                                  "lolcats-sinks-cache-limit"])
+                                  "lolcats-sinks-cache-limit", "lolcats-cache-far"])
 def test_parameter_gradients_agree(case):
     """The new parameters (feature maps, window factor, decay) get the same gradients from every form."""
     mixer, rotary = make_mixer(case, seed=4)
@@ -138,7 +138,8 @@ def test_parameter_gradients_agree(case):
 
 
 @pytest.mark.parametrize("case", ["lolcats", "lolcats-decay", "lolcats-cache", "lolcats-cache-decay", "lolcats-long",
-                                  "lolcats-long-cache", "lolcats-sinks", "lolcats-sinks-cache", "lolcats-sinks-limit"])
+                                  "lolcats-long-cache", "lolcats-sinks", "lolcats-sinks-cache", "lolcats-sinks-limit",
+                                  "lolcats-cache-far"])
 def test_state_stays_the_same_size_over_1000_decode_steps(case):
     mixer, rotary = make_mixer(case, seed=5)
     mixer.opts.form = "chunked"
@@ -204,3 +205,20 @@ def test_a_cache_kept_out_of_training():
         y, state = off(x, context(rotary, x), use_cache=True)                        # generation: the cache
         torch.testing.assert_close(y, evaluated)
         assert "cache_k" in state
+
+
+def test_cached_pairs_past_the_position_limit():
+    """Up to ``cache_position_limit`` (12) the limit changes nothing (no pair can be further back); past it the
+    cached pairs further back are scored as if 12 tokens away, so outputs differ from the unlimited mixer's. In
+    every form; by default the limit is the donor's last position (tiny donor: 127)."""
+    mixer, rotary = make_mixer("lolcats-cache-far", seed=7)
+    free, _ = make_mixer("lolcats-cache-far", seed=7, cache_position_limit=10**6)
+    assert make_mixer("lolcats-long-cache", seed=7)[0].cache_limit == 127
+    x = torch.randn(2, 3 * CHUNK + 5, mixer.hidden_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        plain, _ = free(x, context(rotary, x))
+        for form in ("naive", "chunked", "recurrent"):
+            mixer.opts.form = form
+            capped, _ = mixer(x, context(rotary, x))
+            torch.testing.assert_close(capped[:, :13], plain[:, :13])
+            assert ((capped[:, 20:] - plain[:, 20:]).abs().amax(-1) > 1e-4).float().mean() > 0.9, form

@@ -132,7 +132,8 @@ def test_registry_lists_every_mixer_and_refuses_bad_options():
     with pytest.raises(ConfigError, match="unknown option 'windw'"):
         xatl.student_config(d.config, mixer="swa", mixer_options={"windw": 4})
     for mixer, opts in (("linear", {"feature_map": "cosine"}), ("swa", {"window": 0}), ("mamba", {"conv_init": "x"}),
-                        ("gla", {"kernels": "cuda"}), ("mamba2", {"d_state": 0})):
+                        ("gla", {"kernels": "cuda"}), ("mamba2", {"d_state": 0}),
+                        ("lolcats", {"sparse_cache": 4, "cache_position_limit": 100})):   # linear_rope: no raw keys
         with pytest.raises(ConfigError, match="bad option"):
             xatl.student_config(d.config, mixer=mixer, mixer_options=opts)
 

@@ -108,15 +108,17 @@ def _window_linear_sinks(T, g, sinks=3, held=1, **kw):
     return inputs, kwargs, state
 
 
-def _window_linear_cache(T, g, size=3, evict=1, decay=False, lin_keys=False, pinned=0, **kw):
+def _window_linear_cache(T, g, size=3, evict=1, decay=False, lin_keys=False, pinned=0, far=0, **kw):
     """As ``_window_linear`` plus a sparse cache (``size`` kept, ``evict`` at once) per query head; the state's
-    cache holds two pairs less than its capacity (the same slots in every head, as the op keeps them)."""
+    cache holds two pairs less than its capacity (the same slots in every head, as the op keeps them), from up to
+    40 steps back; with ``far`` the cached pairs further back than that are scored by their own queries."""
     inputs, kwargs, state = _window_linear(T, g, decay=decay, **kw)
     cap = size + evict
     valid = torch.ones(B, H, cap, dtype=torch.bool)
     valid[:, :, [0, -1]] = False
     state = state + (torch.randn(B, H, cap, K, generator=g) * valid[..., None],
-                     torch.randn(B, H, cap, V, generator=g) * valid[..., None], valid)
+                     torch.randn(B, H, cap, V, generator=g) * valid[..., None], valid,
+                     -torch.randint(1, 40, (B, H, cap), generator=g) * valid)
     if lin_keys:
         kwargs["k_lin"] = torch.randn(B, kw.get("Hkv", 1), T, K, generator=g)
         state = state + (torch.randn(B, kw.get("Hkv", 1), kw.get("window", 5), K, generator=g),
@@ -124,6 +126,8 @@ def _window_linear_cache(T, g, size=3, evict=1, decay=False, lin_keys=False, pin
     kwargs.update(size=size, evict=evict, pinned=pinned)
     if pinned:                                                   # sinks scored against their own queries
         kwargs["q_pinned"] = torch.randn(B, H, T, K, generator=g)
+    if far:
+        kwargs.update(far=far, q_far=torch.randn(B, H, T, K, generator=g))
     return inputs, kwargs, state
 
 
@@ -170,6 +174,9 @@ OPS = {
     "window_linear_cache_sinks_lola": (naive_window_linear_cache, chunk_window_linear_cache,
                                        recurrent_window_linear_cache, partial(_window_linear_cache, size=3, evict=2,
                                                                               pinned=1, decay=True, lin_keys=True)),
+    "window_linear_cache_far": (naive_window_linear_cache, chunk_window_linear_cache, recurrent_window_linear_cache,
+                                partial(_window_linear_cache, size=3, evict=2, pinned=1, decay=True, lin_keys=True,
+                                        far=9)),
     "window_linear_cache_big_evict": (naive_window_linear_cache, chunk_window_linear_cache,
                                       recurrent_window_linear_cache, partial(_window_linear_cache, size=2,
                                                                              evict=CHUNK + 3)),
@@ -229,7 +236,7 @@ def test_chunked_prefill_then_steps_equals_one_pass(op):
     def part(sl):
         xs = [x.narrow(time_dim, sl.start, sl.stop - sl.start) if torch.is_tensor(x) and x.dim() >= 3 else x
               for x in inputs]
-        kw = {k: (v[:, sl] if k == "key_mask" else v[:, :, sl] if k in ("k_lin", "q_sink", "q_pinned") else v)
+        kw = {k: (v[:, sl] if k == "key_mask" else v[:, :, sl] if k in ("k_lin", "q_sink", "q_pinned", "q_far") else v)
               for k, v in kwargs.items()}
         return xs, kw
 

@@ -15,22 +15,26 @@ from ..utils.settings import check_ranges, setting
 from .budget import Budget
 
 STAGE2 = ("lora", "unfreeze", "frozen")
-LONG_CONTEXT_OPTIONS = {"lolcats": {"decay_span": 256, "linear_rope": False, "sinks": 4, "sparse_cache": 64,
+LONG_CONTEXT_OPTIONS = {"lolcats": {"decay_span": 256, "linear_rope": False, "sinks": 4, "sparse_cache": 192,
                                     "cache_while_training": False}}
 """Mixer options heal adds unless they are set: xatl's long-context variant of the mixer (for lolcats a decayed,
-position-free linear part, 4 attention sinks scored at distances the training blocks hold, and LoLA's exact cache
-of 64 pairs per head, used by the healed student but not while it trains; docs/heal.md#long-context).
+position-free linear part, 4 attention sinks and LoLA's exact cache of 192 pairs per head, both scored at distances
+the training blocks hold; the cache is used by the healed student but not while it trains;
+docs/heal.md#long-context).
 ``--mixer-option decay_span=0 --mixer-option linear_rope=true --mixer-option sinks=0 --mixer-option
 sparse_cache=0`` gives LoLCATs as published."""
 
 
 def long_context_options(mixer: str, block_size: int, given: dict | None = None) -> dict:
     """The mixer options of a heal of ``mixer`` on blocks of ``block_size`` tokens: LONG_CONTEXT_OPTIONS, then the
-    ``given`` ones over them, and with sinks a ``sink_position_limit`` of the last trained position unless given
-    (past it, the sinks are scored as there, so no query meets them further away than training did)."""
+    ``given`` ones over them, and the last trained position as ``sink_position_limit`` (with sinks) and
+    ``cache_position_limit`` (with LoLA's cache on unrotated keys) unless given: past it, the sinks and the cached
+    pairs are scored as if there, so no query meets an exact pair further away than training did."""
     options = {**LONG_CONTEXT_OPTIONS.get(mixer, {}), **dict(given or {})}
-    if options.get("sinks") and "sink_position_limit" not in options:
-        options["sink_position_limit"] = block_size - 1
+    if options.get("sinks"):
+        options.setdefault("sink_position_limit", block_size - 1)
+    if options.get("sparse_cache") and options.get("linear_rope") is False:
+        options.setdefault("cache_position_limit", block_size - 1)
     return options
 
 
@@ -57,7 +61,7 @@ class HealConfig:
                                       "transfer (xatl.heal.select)")
     mixer_options: dict = _f({}, "options of the mixer as KEY=VALUE, e.g. window=64; for lolcats heal adds "
                              + " ".join(f"{k}={str(v).lower()}" for k, v in LONG_CONTEXT_OPTIONS["lolcats"].items())
-                             + " sink_position_limit=(block size - 1) unless set (the long-context variant)")
+                             + " sink_position_limit=cache_position_limit=(block size - 1) unless set (the long-context variant)")
     budget: str = _f("15m", "how much healing: wall-clock (15m, 90s, 1h), optimizer steps (400steps) or tokens "
                      "(1.5Mtok)")
     align_fraction: float = _f(0.5, "share of the budget spent on stage 1 (attention transfer), in [0, 1)", min=0, below=1)

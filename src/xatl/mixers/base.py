@@ -61,16 +61,26 @@ class MixerContext:
     def rope_capped(self, limit: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The rotary (cos, sin) at min(position, ``limit``), each (B, T, R); None while no position passes
         ``limit`` (or without RoPE). Computed once per forward call for every layer that asks."""
+        return self._rope_past(("capped", limit), limit, lambda p: p.clamp(max=limit))
+
+    def rope_fixed(self, position: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The rotary (cos, sin) at ``position`` for every token, each (B, T, R) (queries that meet a key as if
+        ``position`` tokens apart); None while no position passes it (no key can be further back), or without
+        RoPE. Computed once per forward call."""
+        return self._rope_past(("fixed", position), position, lambda p: torch.full_like(p, position))
+
+    def _rope_past(self, key: tuple, limit: int, positions: Callable[[torch.Tensor], torch.Tensor]):
+        """The rotary at ``positions(position_ids)``, memoised under ``key``, if some position passes ``limit``."""
         if self.rope is None:
             return None
-        if limit not in self._capped:
-            capped = None
+        if key not in self._capped:
+            out = None
             if int(self.position_ids.max()) > limit:
                 if self.rope_at is None:
                     raise ValueError("positions past a cap need MixerContext.rope_at (the rotary at other positions)")
-                capped = self.rope_at(self.position_ids.clamp(max=limit))
-            self._capped[limit] = capped
-        return self._capped[limit]
+                out = self.rope_at(positions(self.position_ids))
+            self._capped[key] = out
+        return self._capped[key]
 
     def current_mask(self, T: int) -> torch.Tensor | None:
         """(B, T, 1) float mask of the current tokens (to zero padded keys/values), or None without padding."""

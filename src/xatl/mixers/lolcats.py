@@ -9,7 +9,7 @@ maps (applied to the rotated queries and keys, as in LoLCATs) and the per-head w
 attention-transfer stage (``xatl heal``) trains just those to reproduce the donor's attention outputs.
 State: {"k", "v": (B, H_kv, w, D) rotated keys/values of the last w positions, "valid": (B, w) bool,
 "kv": (B, H, F, D), "k_sum": (B, H, F)}; with ``sparse_cache`` also {"cache_k", "cache_v": (B, H, N, D),
-"cache_valid": (B, H, N)}, N = sinks + sparse_cache + cache_evict; with ``sinks`` alone {"sink_k", "sink_v": (B, H_kv,
+"cache_valid": (B, H, N), "cache_pos": (B, H, N) long}, N = sinks + sparse_cache + cache_evict; with ``sinks`` alone {"sink_k", "sink_v": (B, H_kv,
 sinks, D), "sink_held": (B, sinks)}; with ``linear_rope=False`` the window's (and cache's) unrotated keys: fixed
 size, whatever the sequence length.
 """
@@ -69,6 +69,11 @@ class LolcatsOptions(FeatureMapOptions):
     sink further away than the donor's context (a pure student runs past it; the donor never saw such distances).
     StreamingLLM gives its sinks window-relative positions for the same reason. 0: the donor's context,
     max_position_embeddings - 1 (below it nothing changes)."""
+    cache_position_limit: int = 0
+    """With ``sparse_cache`` and ``linear_rope=False``: a cached pair more than this many tokens back is scored as if
+    exactly this far (ReRoPE's rectified distance, on the unrotated keys the cache keeps for the linear part), so
+    that no query meets a cached pair further away than the donor's context. Without it LoLA's cache keeps pairs
+    from anywhere in a long input at their true distance. 0: the donor's context, max_position_embeddings - 1."""
 
     @property
     def cache_size(self) -> int:
@@ -83,6 +88,12 @@ class LolcatsOptions(FeatureMapOptions):
             raise ValueError(f"sparse_cache must be >= 0 (pairs per head), got {self.sparse_cache}")
         if self.sinks < 0:
             raise ValueError(f"sinks must be >= 0 (first tokens kept exact), got {self.sinks}")
+        if self.cache_position_limit < 0:
+            raise ValueError(f"cache_position_limit must be >= 0 (0: the donor's context), got "
+                             f"{self.cache_position_limit}")
+        if self.cache_position_limit and self.linear_rope:
+            raise ValueError("cache_position_limit needs linear_rope=false (far cached pairs are scored on the unrotated "
+                             "keys that only the position-free linear part keeps); drop it or set linear_rope=false")
         if self.sink_position_limit < 0:
             raise ValueError(f"sink_position_limit must be >= 0 (0: the donor's context), got "
                              f"{self.sink_position_limit}")
@@ -105,6 +116,7 @@ class LolcatsAttention(Mixer):
         self.window_factor = nn.Parameter(torch.empty(self.num_heads))
         self.decay = nn.Parameter(torch.empty(self.num_heads)) if self.opts.decay_span else None
         self.sink_limit = self.opts.sink_position_limit or config.max_position_embeddings - 1
+        self.cache_limit = self.opts.cache_position_limit or config.max_position_embeddings - 1
         self._xatl_init(0.0)
 
     def _xatl_init(self, std: float) -> None:
@@ -125,7 +137,8 @@ class LolcatsAttention(Mixer):
                   "kv": ((B, H, Fd, D), f), "k_sum": ((B, H, Fd), f)}
         N = self.opts.cache_size + self.opts.cache_evict
         if self.opts.cache_size:
-            layout.update(cache_k=((B, H, N, D), f), cache_v=((B, H, N, D), f), cache_valid=((B, H, N), b))
+            layout.update(cache_k=((B, H, N, D), f), cache_v=((B, H, N, D), f), cache_valid=((B, H, N), b),
+                          cache_pos=((B, H, N), torch.long))
         if not self.opts.linear_rope:
             layout["k_lin"] = ((B, Hkv, w, D), f)
             if self.opts.cache_size:
@@ -155,6 +168,12 @@ class LolcatsAttention(Mixer):
         capped = ctx.rope_capped(self.sink_limit) if self.opts.sinks else None
         return apply_rope(q_raw, *capped) if capped is not None else None
 
+    def far_queries(self, q_raw, ctx: MixerContext):
+        """The queries that score cached pairs further back than ``cache_limit`` (B, H, T, D): q_raw rotated at
+        ``cache_limit``, against their unrotated keys; None while no pair can be that far (or with linear_rope)."""
+        fixed = None if self.opts.linear_rope else ctx.rope_fixed(self.cache_limit)
+        return apply_rope(q_raw, *fixed) if fixed is not None else None
+
     def forward(self, x, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
         """x (B, T, C) -> (B, T, C)."""
         T = x.shape[1]
@@ -170,7 +189,7 @@ class LolcatsAttention(Mixer):
         q_sink = self.sink_queries(q_raw, ctx)
         if self._uses_cache(state, use_cache):
             forms, extra = CACHE_FORMS, (self.opts.cache_size, self.opts.cache_evict)
-            kw.update(pinned=self.opts.sinks, q_pinned=q_sink)
+            kw.update(pinned=self.opts.sinks, q_pinned=q_sink, far=self.cache_limit, q_far=self.far_queries(q_raw, ctx))
         else:
             forms, extra = FORMS, ()
             kw.update(sinks=self.opts.sinks, q_sink=q_sink)

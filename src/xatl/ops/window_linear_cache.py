@@ -16,6 +16,12 @@ good (counted in ``size``; they take cache slots 0..pinned-1, which are never ev
 ``q_pinned`` (default q; see :mod:`xatl.ops.sinks`). Sinks without LoLA's cache run in ``window_linear``
 (``sinks``), which needs no schedule; with ``size == pinned`` and ``evict == 1`` this op computes the same.
 
+``far`` (a distance limit, as ReRoPE (Su 2023) limits its distances): a cached pair more than ``far`` steps before
+query t is scored as if exactly ``far`` steps away, by ``q_far`` (the queries rotated at position ``far``) against
+its linear keys ``k_lin`` (the unrotated keys): for RoPE, q_t . k_s depends on t - s only, and rot(q, far) . k =
+q . rot(k, -far). So no exact pair is ever met at a distance the donor (or the healing) never saw. The sinks'
+own queries (``q_pinned``) take precedence for the pinned slots.
+
 For query t: softmax terms over its window and the cache, shifted by their joint row maximum and scaled by the
 window factor f; linear terms over every evicted pair (decayed by ``log_decay`` as in ``window_linear``, from the
 step it was evicted); one normalised sum.
@@ -25,7 +31,8 @@ them from the same ``cache_schedule`` (no gradient flows through a decision; giv
 exact and differentiable in all three forms).
 
 Shapes: as ``window_linear``; the cache per query head: keys/values (B, H, size + evict, D), valid (B, H, size + evict).
-State: (k, v, valid (the window), S, z (the linear state), cache_k, cache_v, cache_valid): fixed size; with
+State: (k, v, valid (the window), S, z (the linear state), cache_k, cache_v, cache_valid, cache_pos (B, H, size +
+evict) long: each cached pair's step relative to the next call's first, -1 the last token): fixed size; with
 ``k_lin`` (the keys psi sees, as in ``window_linear``) also the window's and the cache's linear keys.
 The "extended" sequence of a call is [cache (cap) | window (w) | new tokens (T)] per query head, N = cap + w + T,
 cap = size + evict; the pair leaving the window at step t is extended position cap + t.
@@ -57,27 +64,32 @@ def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 def extended(k, v, key_mask, initial_state, window: int, cap: int, H: int, k_features: KFeatures, k_lin=None):
     """[cache | window | new] per query head: keys, values (B, H, N, D), valid (B, H, N), psi(linear keys)
     (B, H, N, F) (zero where not valid), the window part as ``_with_window`` gives it (K/V heads): (k_all, v_all,
-    valid), and the extended linear keys (B, H, N, D) (None without ``k_lin``)."""
+    valid), the extended linear keys (B, H, N, D) (None without ``k_lin``), and each pair's step relative to the
+    call's first (B, H, N) long."""
     win = _with_window(k, v, key_mask, initial_state[:3] if initial_state else None, window)
     k_all, v_all, valid_all = win
     B, ct, rep = k.shape[0], k_all.dtype, H // k.shape[1]
     if initial_state:
         ck, cv, cvalid = initial_state[5].to(ct), initial_state[6].to(ct), initial_state[7].bool()
+        cpos = initial_state[8].long()
     else:
         ck, cv = k_all.new_zeros(B, H, cap, k.shape[-1]), v_all.new_zeros(B, H, cap, v.shape[-1])
         cvalid = torch.zeros(B, H, cap, dtype=torch.bool, device=k.device)
+        cpos = torch.zeros(B, H, cap, dtype=torch.long, device=k.device)
+    steps = torch.arange(k_all.shape[2], device=k.device) - window                  # the window's, then the new
+    P = torch.cat([cpos, steps.expand(B, H, -1)], 2)
     K = torch.cat([ck, k_all.repeat_interleave(rep, 1)], 2)
     V = torch.cat([cv, v_all.repeat_interleave(rep, 1)], 2)
     valid = torch.cat([cvalid, valid_all[:, None].expand(B, H, -1)], 2)
     KL = None
     if k_lin is not None:
-        init = (initial_state[8], initial_state[1], initial_state[2]) if initial_state else None
+        init = (initial_state[9], initial_state[1], initial_state[2]) if initial_state else None
         kl_all = _with_window(k_lin, v, key_mask, init, window)[0]
-        ckl = initial_state[9].to(ct) if initial_state else torch.zeros_like(ck)
+        ckl = initial_state[10].to(ct) if initial_state else torch.zeros_like(ck)
         KL = torch.cat([ckl, kl_all.repeat_interleave(rep, 1)], 2)
         win = win + (kl_all,)
     fk = k_features(K if KL is None else KL).to(ct) * valid[..., None].to(ct)
-    return K, V, valid, fk, win, KL
+    return K, V, valid, fk, win, KL, P
 
 
 def _linear_state(initial_state, B: int, H: int, Fd: int, Dv: int, like: torch.Tensor):
@@ -160,47 +172,58 @@ def _sink_scores(s, q_pinned, K, cached, pin, sc: float):
     return torch.where(cached & pin.unsqueeze(-2), (q_pinned.to(K.dtype) @ K.transpose(-1, -2)) * sc, s)
 
 
-def _final_cache(K, V, slots, KL, win, w: int):
+def _far_scores(s, q_far, KL, dist, cached, far: int, sc: float):
+    """Scores s (B, H, *Q, M) with the cached pairs more than ``far`` steps back (``dist`` (B, H, *Q, M) the query's
+    step minus the pair's, where ``cached``) scored by q_far (B, H, *Q, D) against their linear keys KL (B, H, *, M,
+    D) instead (module docstring). Call it only with far queries of their own."""
+    if KL is None:
+        raise ValueError("far pairs are scored against their linear keys: pass k_lin (the unrotated keys)")
+    return torch.where(cached & (dist > far), (q_far.to(KL.dtype) @ KL.transpose(-1, -2)) * sc, s)
+
+
+def _final_cache(K, V, slots, KL, win, w: int, P, T: int):
     """The cache part of the final state, and with linear keys (``KL``) the window's and the cache's linear keys."""
     ok = slots >= 0
     idx = slots.clamp(min=0)
-    out = (_gather(K, idx) * ok[..., None], _gather(V, idx) * ok[..., None], ok)
+    pos = torch.where(ok, P.gather(2, idx) - T, 0)
+    out = (_gather(K, idx) * ok[..., None], _gather(V, idx) * ok[..., None], ok, pos)
     if KL is not None:
         out = out + (win[3][:, :, -w:], _gather(KL, idx) * ok[..., None])
     return out
 
 
-def _final_state(K, V, fk, win, estep, slots, S0, z0, g, T: int, w: int, KL=None):
+def _final_state(K, V, fk, win, estep, slots, S0, z0, g, T: int, w: int, P, KL=None):
     """The state after the call: window, linear state (every pair evicted in the call, decayed from its step), cache."""
     done = (estep < T).to(K.dtype) * torch.exp(g[None, :, None] * (T - 1 - estep.clamp(max=T - 1)).to(K.dtype))
     fkd = fk * done[..., None]
     over_all = torch.exp(g * T)                                                       # (H,)
     k_all, v_all, valid_all = win[:3]
     return (k_all[:, :, -w:], v_all[:, :, -w:], valid_all[:, -w:], S0 * over_all[:, None, None] + fkd.transpose(-1, -2) @ V,
-            z0 * over_all[:, None] + fkd.sum(2), *_final_cache(K, V, slots, KL, win, w))
+            z0 * over_all[:, None] + fkd.sum(2), *_final_cache(K, V, slots, KL, win, w, P, T))
 
 
 def _prepare(q, k, v, fq, k_features, w: int, size: int, evict: int, key_mask, initial_state, log_decay, k_lin,
              pinned: int = 0):
     """What every form starts from: the extended sequence, the linear state before the call, the schedule and the
-    step each extended position leaves the window: (K, V, valid, fk, win, KL, S0, z0, estep, slots, enter)."""
+    step each extended position leaves the window and its step: (K, V, valid, fk, win, KL, S0, z0, estep, slots,
+    enter, P)."""
     B, H = q.shape[:2]
     cap = size + evict
-    K, V, valid, fk, win, KL = extended(k, v, key_mask, initial_state, w, cap, H, k_features, k_lin)
+    K, V, valid, fk, win, KL, P = extended(k, v, key_mask, initial_state, w, cap, H, k_features, k_lin)
     S0, z0 = _linear_state(initial_state, B, H, fq.shape[-1], v.shape[-1], K)
     estep, slots = cache_schedule(fk, V, valid, S0, z0, log_decay, size, evict, q.shape[2], pinned)
-    return K, V, valid, fk, win, KL, S0, z0, estep, slots, membership(K.shape[2], cap, K)
+    return K, V, valid, fk, win, KL, S0, z0, estep, slots, membership(K.shape[2], cap, K), P
 
 
 def naive_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int, evict: int = 1,
                               scale: float | None = None, key_mask=None, initial_state=None,
                               output_final_state: bool = False, log_decay=None, k_lin=None, pinned: int = 0,
-                              q_pinned=None):
+                              q_pinned=None, far: int = 0, q_far=None):
     """Reference: (T, N) masks of the window, the cache and the linear state, from the schedule."""
     dtype, (_, H, T, D) = v.dtype, q.shape
     w, cap = window, size + evict
-    K, V, valid, fk, win, KL, S0, z0, estep, slots, enter = _prepare(q, k, v, fq, k_features, w, size, evict, key_mask,
-                                                                   initial_state, log_decay, k_lin, pinned)
+    K, V, valid, fk, win, KL, S0, z0, estep, slots, enter, P = _prepare(q, k, v, fq, k_features, w, size, evict,
+                                                                      key_mask, initial_state, log_decay, k_lin, pinned)
     ct, N = K.dtype, K.shape[2]
     t = torch.arange(T, device=q.device)[:, None]
     x = torch.arange(N, device=q.device)[None, :]
@@ -209,6 +232,8 @@ def naive_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window
     in_cache = vis & (enter <= t) & (t < estep[:, :, None])
     in_lin = estep[:, :, None] <= t                                                  # (B, H, T, N)
     s = (q.to(ct) @ K.transpose(-1, -2)) * _scale(scale, D)
+    if q_far is not None:
+        s = _far_scores(s, q_far, KL, t - P[:, :, None, :], in_cache, far, _scale(scale, D))
     if q_pinned is not None:
         s = _sink_scores(s, q_pinned, K, in_cache, _pinned(slots, pinned, N), _scale(scale, D))
     s = s.masked_fill(~(in_win | in_cache), float("-inf"))
@@ -219,7 +244,7 @@ def naive_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window
     from_state = torch.exp(g[None, :, None, None] * (t + 1).to(ct))                  # (1, H, T, 1)
     num = (a + b) @ V + (fq.to(ct) @ S0) * from_state
     den = (a + b).sum(-1, keepdim=True) + (fq.to(ct) @ z0[..., None]) * from_state
-    final = _final_state(K, V, fk, win, estep, slots, S0, z0, g, T, w, KL) if output_final_state else None
+    final = _final_state(K, V, fk, win, estep, slots, S0, z0, g, T, w, P, KL) if output_final_state else None
     return (num / den).to(dtype), final
 
 
@@ -233,14 +258,14 @@ def _select(mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 def chunk_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int, evict: int = 1,
                               scale: float | None = None, key_mask=None, initial_state=None,
                               output_final_state: bool = False, chunk_size: int = 64, log_decay=None, k_lin=None,
-                              pinned: int = 0, q_pinned=None):
+                              pinned: int = 0, q_pinned=None, far: int = 0, q_far=None):
     """Chunked: per query chunk of C, the (w + C - 1)-key window strip, the at most size + evict + C pairs that can
     be cached during it, and for the linear part the state at the chunk's start plus the at most C + evict pairs
     evicted during it."""
     dtype, (B, H, T, D) = v.dtype, q.shape
     C, w, cap = chunk_size, window, size + evict
-    K, V, valid, fk, win, KL, S0, z0, estep, slots, enter = _prepare(q, k, v, fq, k_features, w, size, evict, key_mask,
-                                                                   initial_state, log_decay, k_lin, pinned)
+    K, V, valid, fk, win, KL, S0, z0, estep, slots, enter, P = _prepare(q, k, v, fq, k_features, w, size, evict,
+                                                                      key_mask, initial_state, log_decay, k_lin, pinned)
     ct, Dv = K.dtype, v.shape[-1]
     n, sc = -(-T // C), _scale(scale, D)
     pad = n * C - T
@@ -265,6 +290,10 @@ def chunk_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window
     cached = ok[..., None, :] & (ce[..., None, :] <= tq) & (tq < cs[..., None, :])       # (B, H, n, C, M)
     Kc = _gather(K, cand)                                                             # (B, H, n, M, D)
     s_c = (qc @ Kc.transpose(-1, -2)) * sc
+    if q_far is not None:
+        qfc = F.pad(q_far.to(ct), (0, 0, 0, pad)).view(B, H, n, C, D)
+        dist = tq - P.gather(-1, cand.flatten(2)).view_as(cand)[..., None, :]
+        s_c = _far_scores(s_c, qfc, _gather(KL, cand) if KL is not None else None, dist, cached, far, sc)
     if q_pinned is not None:
         qpc = F.pad(q_pinned.to(ct), (0, 0, 0, pad)).view(B, H, n, C, D)
         pin = _pinned(slots, pinned, K.shape[2]).gather(-1, cand.flatten(2)).view_as(cand)
@@ -291,20 +320,20 @@ def chunk_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window
     states, end = scan_chunk_states(U, (gh * C).expand(B, H, n, 1), S0_aug)
     inter = (fqc * torch.exp(gh[..., None] * (i + 1).to(ct))) @ states                  # decayed from chunk start
     o = sm.reshape(B, H, n * C, Dv + 1)[:, :, :T] + (intra + inter).reshape(B, H, n * C, Dv + 1)[:, :, :T]
-    final = _final_state(K, V, fk, win, estep, slots, S0, z0, g, T, w, KL) if output_final_state else None
+    final = _final_state(K, V, fk, win, estep, slots, S0, z0, g, T, w, P, KL) if output_final_state else None
     return (o[..., :Dv] / o[..., Dv:]).to(dtype), final
 
 
 def recurrent_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, window: int, size: int,
                                   evict: int = 1, scale: float | None = None, key_mask=None, initial_state=None,
                                   output_final_state: bool = False, log_decay=None, k_lin=None, pinned: int = 0,
-                                  q_pinned=None):
+                                  q_pinned=None, far: int = 0, q_far=None):
     """Token by token (decoding): decay the linear state, add the pairs evicted at this step, then one normalised
     sum over the window, the cache (pairs that have left the window and are not evicted) and the linear state."""
     dtype, (_, H, T, D) = v.dtype, q.shape
     w, cap = window, size + evict
-    K, V, valid, fk, win, KL, S, z, estep, slots, enter = _prepare(q, k, v, fq, k_features, w, size, evict, key_mask,
-                                                                 initial_state, log_decay, k_lin, pinned)
+    K, V, valid, fk, win, KL, S, z, estep, slots, enter, P = _prepare(q, k, v, fq, k_features, w, size, evict,
+                                                                    key_mask, initial_state, log_decay, k_lin, pinned)
     ct, N = K.dtype, K.shape[2]
     g = _log_gamma(log_decay, H, K)
     gamma = torch.exp(g)[None, :]                                                     # (1, H)
@@ -319,6 +348,8 @@ def recurrent_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, wi
         see = ((x > cap + t) & (x <= cap + w + t) & valid) | (x == cap + w + t)
         held = valid & (enter <= t) & (t < estep)                                     # (B, H, N): the cache
         s = (q[:, :, t:t + 1].to(ct) @ K.transpose(-1, -2)) * sc                       # (B, H, 1, N)
+        if q_far is not None:
+            s = _far_scores(s, q_far[:, :, t:t + 1], KL, (t - P)[:, :, None], held[:, :, None], far, sc)
         if q_pinned is not None:
             s = _sink_scores(s, q_pinned[:, :, t:t + 1], K, held[:, :, None], pin, sc)
         s = s.masked_fill(~(see | held)[:, :, None], float("-inf"))
@@ -328,7 +359,8 @@ def recurrent_window_linear_cache(q, k, v, fq, k_features: KFeatures, factor, wi
     final = None
     if output_final_state:
         k_all, v_all, valid_all = win[:3]
-        final = (k_all[:, :, -w:], v_all[:, :, -w:], valid_all[:, -w:], S, z, *_final_cache(K, V, slots, KL, win, w))
+        final = (k_all[:, :, -w:], v_all[:, :, -w:], valid_all[:, -w:], S, z,
+                 *_final_cache(K, V, slots, KL, win, w, P, T))
     return torch.cat(outs, 2).to(dtype), final
 
 
