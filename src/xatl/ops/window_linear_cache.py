@@ -169,7 +169,13 @@ def _pinned(slots: torch.Tensor, pinned: int, N: int) -> torch.Tensor:
 def _sink_scores(s, q_pinned, K, cached, pin, sc: float):
     """Scores s (B, H, *Q, M) against keys K (B, H, *, M, D) with the sinks' (``pin`` (B, H, *, M), where ``cached``
     (B, H, *Q, M)) scored against q_pinned (B, H, *Q, D) instead. Call it only with sink queries of their own."""
-    return torch.where(cached & pin.unsqueeze(-2), (q_pinned.to(K.dtype) @ K.transpose(-1, -2)) * sc, s)
+    return _rescored(s, q_pinned, K, cached & pin.unsqueeze(-2), sc)
+
+
+def _rescored(s, q, K, where, sc: float):
+    """Scores s (B, H, *Q, M) with the entries ``where`` (the same shape) replaced by q (B, H, *Q, D) against keys
+    K (B, H, *, M, D): the one rule behind the sinks' and the far pairs' own queries."""
+    return torch.where(where, (q.to(K.dtype) @ K.transpose(-1, -2)) * sc, s)
 
 
 def _far_scores(s, q_far, KL, dist, cached, far: int, sc: float):
@@ -178,7 +184,7 @@ def _far_scores(s, q_far, KL, dist, cached, far: int, sc: float):
     D) instead (module docstring). Call it only with far queries of their own."""
     if KL is None:
         raise ValueError("far pairs are scored against their linear keys: pass k_lin (the unrotated keys)")
-    return torch.where(cached & (dist > far), (q_far.to(KL.dtype) @ KL.transpose(-1, -2)) * sc, s)
+    return _rescored(s, q_far, KL, cached & (dist > far), sc)
 
 
 def _final_cache(K, V, slots, KL, win, w: int, P, T: int):
