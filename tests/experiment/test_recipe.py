@@ -10,6 +10,7 @@ from experiment_helpers import tiny_raw
 from xatl.cli.main import main
 from xatl.errors import ConfigError
 from xatl.experiment import embedded_recipes, load_recipe, parse_recipe
+from xatl.heal.config import long_context_options
 
 
 def _refused(raw: dict) -> str:
@@ -53,6 +54,8 @@ def test_default_recipe_heals_the_real_donor_against_both_baselines():
     assert xatl.heal is None and xatl.unfreeze.startswith("lit") and xatl.copy != "none"
     assert scratch.heal is None and scratch.copy == "none"
     assert {m for s in default.students for m in s.mixers} == set(pure[0].mixers)   # one architecture for all
+    long = long_context_options(pure[0].mixers[0], default.data.block_size)        # xatl heal's variant, for all
+    assert all(dict(s.mixer_options) == long for s in default.students), "the recipe's &long drifted from heal's"
     assert {"ppl", "piqa", "arc_easy", "hellaswag", "lambada"} <= set(default.eval.tasks)
     seeds = load_recipe(preset="seeds")
     assert seeds.name == "default-seeds" and all(len(s.seeds) >= 2 for s in seeds.students)

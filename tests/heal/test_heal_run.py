@@ -135,7 +135,8 @@ def test_cli_flags_come_from_the_config(capsys):
     assert cfg.mixer_options == {"window": 32, "decay_span": 256, "linear_rope": False, "sinks": 4,   # + heal's
                                  "sparse_cache": 192, "cache_while_training": False,
                                  "sink_position_limit": default.block_size - 1,          # the trained positions
-                                 "cache_position_limit": default.block_size - 1}
+                                 "cache_position_limit": default.block_size - 1,
+                                 "logn_scale": default.block_size}                       # sharpened past them
     assert cfg.attention_layers == [0, 5] and cfg.copied_lr is None
     plain = config_from_args(build_parser("heal").parse_args(["heal", "--donor", "d", "--out", "o", "--mixer-option",
                                                               "decay_span=0", "--mixer-option", "linear_rope=true",
@@ -148,6 +149,7 @@ def test_cli_flags_come_from_the_config(capsys):
     assert HealConfig(donor="d", out_dir="o", block_size=256).mixer_options["sink_position_limit"] == 255
     rotated = HealConfig(donor="d", out_dir="o", block_size=256, mixer_options={"linear_rope": True}).mixer_options
     assert "cache_position_limit" not in rotated                 # the cache keeps no unrotated keys to score far pairs
+    assert rotated["logn_scale"] == 256 and "logn_scale" not in plain.mixer_options     # with the cache only
     assert (cfg.budget, cfg.lr, cfg.kd_weight, cfg.block_size) == (default.budget, default.lr, default.kd_weight,
                                                                    default.block_size)
     assert main(["heal", "--donor", "d", "--out", "o", "--budget", "soon"]) == 2

@@ -44,6 +44,8 @@ CASES = {                                                   # id -> (mixer, opti
                                               "cache_evict": 2, "sink_position_limit": 20}),
     "lolcats-cache-far": ("lolcats", {"window": 3, "feature_dim": 4, "sinks": 1, "sparse_cache": 2, "cache_evict": 2,
                                       "decay_span": 5, "linear_rope": False, "cache_position_limit": 12}),
+    "lolcats-logn": ("lolcats", {"window": 3, "feature_dim": 4, "sinks": 1, "sparse_cache": 2, "cache_evict": 2,
+                                 "decay_span": 5, "linear_rope": False, "cache_position_limit": 12, "logn_scale": 16}),
     "deltanet": ("deltanet", {"conv_init": "uniform"}),
     "deltanet-noconv-gate": ("deltanet", {"use_short_conv": False, "use_gate": True, "allow_neg_eigval": True}),
     "gated_deltanet": ("gated_deltanet", {"conv_init": "uniform"}),

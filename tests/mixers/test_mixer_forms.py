@@ -4,6 +4,8 @@ contributes nothing; the state's size does not depend on T; bf16 stays close to 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from mixer_helpers import CASES, CHUNK, context, make_mixer
@@ -222,3 +224,26 @@ def test_cached_pairs_past_the_position_limit():
             capped, _ = mixer(x, context(rotary, x))
             torch.testing.assert_close(capped[:, :13], plain[:, :13])
             assert ((capped[:, 20:] - plain[:, 20:]).abs().amax(-1) > 1e-4).float().mean() > 0.9, form
+
+
+def test_logn_scaling_past_the_trained_length():
+    """``logn_scale`` (16) changes nothing before position 16 (factor 1) and, in every form, changes the outputs
+    after it, where the softmax part's logits are multiplied by log(t + 1) / log(16). (That the forms agree with
+    each other is every CASES test's job.)"""
+    mixer, rotary = make_mixer("lolcats-logn", seed=9)
+    free, _ = make_mixer("lolcats-logn", seed=9, logn_scale=0)
+    x = torch.randn(2, 3 * CHUNK + 5, mixer.hidden_size, generator=torch.Generator().manual_seed(0))
+    ctx = context(rotary, x)
+    factor = mixer.logn_factor(ctx)
+    assert factor.shape == (2, 1, x.shape[1], 1)
+    assert (factor[:, :, :16] == 1).all()
+    torch.testing.assert_close(factor[0, 0, 27, 0], torch.tensor(math.log(28) / math.log(16)))
+    with torch.no_grad():
+        plain, _ = free(x, context(rotary, x))
+        for form in ("naive", "chunked", "recurrent"):
+            mixer.opts.form = form
+            scaled, _ = mixer(x, context(rotary, x))
+            torch.testing.assert_close(scaled[:, :16], plain[:, :16])
+            assert ((scaled[:, 17:] - plain[:, 17:]).abs().amax(-1) > 1e-4).float().mean() > 0.9, form
+    with pytest.raises(ValueError, match="logn_scale"):
+        make_mixer("lolcats-logn", logn_scale=1)

@@ -29,12 +29,16 @@ def long_context_options(mixer: str, block_size: int, given: dict | None = None)
     """The mixer options of a heal of ``mixer`` on blocks of ``block_size`` tokens: LONG_CONTEXT_OPTIONS, then the
     ``given`` ones over them, and the last trained position as ``sink_position_limit`` (with sinks) and
     ``cache_position_limit`` (with LoLA's cache on unrotated keys) unless given: past it, the sinks and the cached
-    pairs are scored as if there, so no query meets an exact pair further away than training did."""
+    pairs are scored as if there, so no query meets an exact pair further away than training did; and with LoLA's
+    cache the block size as ``logn_scale``: past it, the softmax part sharpens by log(t + 1) / log(block), so that
+    the many exact pairs of a long input do not blur the attention trained over one block."""
     options = {**LONG_CONTEXT_OPTIONS.get(mixer, {}), **dict(given or {})}
     if options.get("sinks"):
         options.setdefault("sink_position_limit", block_size - 1)
     if options.get("sparse_cache") and options.get("linear_rope") is False:
         options.setdefault("cache_position_limit", block_size - 1)
+    if mixer == "lolcats" and options.get("sparse_cache"):
+        options.setdefault("logn_scale", block_size)
     return options
 
 
@@ -61,7 +65,8 @@ class HealConfig:
                                       "transfer (xatl.heal.select)")
     mixer_options: dict = _f({}, "options of the mixer as KEY=VALUE, e.g. window=64; for lolcats heal adds "
                              + " ".join(f"{k}={str(v).lower()}" for k, v in LONG_CONTEXT_OPTIONS["lolcats"].items())
-                             + " sink_position_limit=cache_position_limit=(block size - 1) unless set (the long-context variant)")
+                             + " sink_position_limit=cache_position_limit=(block size - 1) and logn_scale=(block size)"
+                             " unless set (the long-context variant)")
     budget: str = _f("15m", "how much healing: wall-clock (15m, 90s, 1h), optimizer steps (400steps) or tokens "
                      "(1.5Mtok)")
     align_fraction: float = _f(0.5, "share of the budget spent on stage 1 (attention transfer), in [0, 1)", min=0, below=1)

@@ -74,6 +74,11 @@ class LolcatsOptions(FeatureMapOptions):
     exactly this far (ReRoPE's rectified distance, on the unrotated keys the cache keeps for the linear part), so
     that no query meets a cached pair further away than the donor's context. Without it LoLA's cache keeps pairs
     from anywhere in a long input at their true distance. 0: the donor's context, max_position_embeddings - 1."""
+    logn_scale: int = 0
+    """0: off. N > 1: a query at position t >= N scales its softmax-part logits (window, sinks and cached pairs) by
+    log(t + 1) / log(N) (the entropy-invariant "logn" scaling of Qwen's long-context attention, Su 2021), so that
+    its attention over the many exact pairs of a long input stays as sharp as over the N tokens it trained on; the
+    linear part is untouched. Below N nothing changes; needs no training."""
 
     @property
     def cache_size(self) -> int:
@@ -97,6 +102,8 @@ class LolcatsOptions(FeatureMapOptions):
         if self.sink_position_limit < 0:
             raise ValueError(f"sink_position_limit must be >= 0 (0: the donor's context), got "
                              f"{self.sink_position_limit}")
+        if self.logn_scale < 0 or self.logn_scale == 1:
+            raise ValueError(f"logn_scale must be 0 (off) or > 1 (the trained length), got {self.logn_scale}")
         if self.cache_evict < 1:
             raise ValueError(f"cache_evict must be >= 1, got {self.cache_evict}")
         if self.decay_span != 0 and not self.decay_span > 1:
@@ -174,6 +181,14 @@ class LolcatsAttention(Mixer):
         fixed = None if self.opts.linear_rope else ctx.rope_fixed(self.cache_limit)
         return apply_rope(q_raw, *fixed) if fixed is not None else None
 
+    def logn_factor(self, ctx: MixerContext) -> torch.Tensor | None:
+        """The softmax part's logit factor (B, 1, T, 1): max(1, log(t + 1) / log(``logn_scale``)) at each query
+        position t; None when off or while no position reaches ``logn_scale``."""
+        N = self.opts.logn_scale
+        if not N or int(ctx.position_ids.max()) + 1 <= N:
+            return None
+        return (torch.log1p(ctx.position_ids.float()) / math.log(N)).clamp(min=1.0)[:, None, :, None]
+
     def forward(self, x, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
         """x (B, T, C) -> (B, T, C)."""
         T = x.shape[1]
@@ -185,6 +200,9 @@ class LolcatsAttention(Mixer):
         if not self.opts.linear_rope:
             kw["k_lin"] = k_raw
         fq = self.q_map(q if self.opts.linear_rope else q_raw)
+        logn = self.logn_factor(ctx)
+        if logn is not None:                                    # the softmax part's queries only (after fq)
+            q, q_raw = q * logn.to(q.dtype), q_raw * logn.to(q_raw.dtype)
         args = (q, k, v, fq, self.k_map, torch.sigmoid(self.window_factor), self.opts.window)
         q_sink = self.sink_queries(q_raw, ctx)
         if self._uses_cache(state, use_cache):
