@@ -120,7 +120,7 @@ def test_bf16_stays_close_to_fp32(case):
 
 @pytest.mark.parametrize("case", ["lolcats", "lolcats-decay", "lolcats-cache-decay", "lolcats-long-cache",
                                   "lolcats-long-sinks", "lolcats-sinks-cache", "lolcats-sinks-limit",
-                                  "lolcats-sinks-cache-limit", "lolcats-cache-far"])
+                                  "lolcats-sinks-cache-limit", "lolcats-cache-far", "lolcats-logn"])
 def test_parameter_gradients_agree(case):
     """The new parameters (feature maps, window factor, decay) get the same gradients from every form."""
     mixer, rotary = make_mixer(case, seed=4)
@@ -141,7 +141,7 @@ def test_parameter_gradients_agree(case):
 
 @pytest.mark.parametrize("case", ["lolcats", "lolcats-decay", "lolcats-cache", "lolcats-cache-decay", "lolcats-long",
                                   "lolcats-long-cache", "lolcats-sinks", "lolcats-sinks-cache", "lolcats-sinks-limit",
-                                  "lolcats-cache-far"])
+                                  "lolcats-cache-far", "lolcats-logn"])
 def test_state_stays_the_same_size_over_1000_decode_steps(case):
     mixer, rotary = make_mixer(case, seed=5)
     mixer.opts.form = "chunked"
@@ -209,41 +209,38 @@ def test_a_cache_kept_out_of_training():
         assert "cache_k" in state
 
 
-def test_cached_pairs_past_the_position_limit():
-    """Up to ``cache_position_limit`` (12) the limit changes nothing (no pair can be further back); past it the
-    cached pairs further back are scored as if 12 tokens away, so outputs differ from the unlimited mixer's. In
-    every form; by default the limit is the donor's last position (tiny donor: 127)."""
-    mixer, rotary = make_mixer("lolcats-cache-far", seed=7)
-    free, _ = make_mixer("lolcats-cache-far", seed=7, cache_position_limit=10**6)
-    assert make_mixer("lolcats-long-cache", seed=7)[0].cache_limit == 127
+def _changes_only_past(case: str, seed: int, same: int, differ: int, **plain_options):
+    """Mixer ``case`` agrees with the same weights built with ``plain_options`` before position ``same`` and differs
+    from it at (nearly) every position from ``differ`` on, in each form. -> (mixer, rotary, x)."""
+    mixer, rotary = make_mixer(case, seed=seed)
+    free, _ = make_mixer(case, seed=seed, **plain_options)
     x = torch.randn(2, 3 * CHUNK + 5, mixer.hidden_size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         plain, _ = free(x, context(rotary, x))
         for form in ("naive", "chunked", "recurrent"):
             mixer.opts.form = form
-            capped, _ = mixer(x, context(rotary, x))
-            torch.testing.assert_close(capped[:, :13], plain[:, :13])
-            assert ((capped[:, 20:] - plain[:, 20:]).abs().amax(-1) > 1e-4).float().mean() > 0.9, form
+            out, _ = mixer(x, context(rotary, x))
+            torch.testing.assert_close(out[:, :same], plain[:, :same])
+            assert ((out[:, differ:] - plain[:, differ:]).abs().amax(-1) > 1e-4).float().mean() > 0.9, form
+    return mixer, rotary, x
+
+
+def test_cached_pairs_past_the_position_limit():
+    """Up to ``cache_position_limit`` (12) the limit changes nothing (no pair can be further back); past it the
+    cached pairs further back are scored as if 12 tokens away, so outputs differ from the unlimited mixer's. In
+    every form; by default the limit is the donor's last position (tiny donor: 127)."""
+    _changes_only_past("lolcats-cache-far", 7, same=13, differ=20, cache_position_limit=10**6)
+    assert make_mixer("lolcats-long-cache", seed=7)[0].cache_limit == 127
 
 
 def test_logn_scaling_past_the_trained_length():
     """``logn_scale`` (16) changes nothing before position 16 (factor 1) and, in every form, changes the outputs
     after it, where the softmax part's logits are multiplied by log(t + 1) / log(16). (That the forms agree with
     each other is every CASES test's job.)"""
-    mixer, rotary = make_mixer("lolcats-logn", seed=9)
-    free, _ = make_mixer("lolcats-logn", seed=9, logn_scale=0)
-    x = torch.randn(2, 3 * CHUNK + 5, mixer.hidden_size, generator=torch.Generator().manual_seed(0))
-    ctx = context(rotary, x)
-    factor = mixer.logn_factor(ctx)
+    mixer, rotary, x = _changes_only_past("lolcats-logn", 9, same=16, differ=17, logn_scale=0)
+    factor = mixer.logn_factor(context(rotary, x))
     assert factor.shape == (2, 1, x.shape[1], 1)
     assert (factor[:, :, :16] == 1).all()
     torch.testing.assert_close(factor[0, 0, 27, 0], torch.tensor(math.log(28) / math.log(16)))
-    with torch.no_grad():
-        plain, _ = free(x, context(rotary, x))
-        for form in ("naive", "chunked", "recurrent"):
-            mixer.opts.form = form
-            scaled, _ = mixer(x, context(rotary, x))
-            torch.testing.assert_close(scaled[:, :16], plain[:, :16])
-            assert ((scaled[:, 17:] - plain[:, 17:]).abs().amax(-1) > 1e-4).float().mean() > 0.9, form
     with pytest.raises(ValueError, match="logn_scale"):
         make_mixer("lolcats-logn", logn_scale=1)
