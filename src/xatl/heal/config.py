@@ -37,7 +37,7 @@ def long_context_options(mixer: str, block_size: int, given: dict | None = None)
         options.setdefault("sink_position_limit", block_size - 1)
     if options.get("sparse_cache") and options.get("linear_rope") is False:
         options.setdefault("cache_position_limit", block_size - 1)
-    if mixer == "lolcats" and options.get("sparse_cache"):
+    if options.get("sparse_cache"):
         options.setdefault("logn_scale", block_size)
     return options
 

@@ -24,6 +24,7 @@ built on its own (outside a student) is usable.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -68,6 +69,16 @@ class MixerContext:
         ``position`` tokens apart); None while no position passes it (no key can be further back), or without
         RoPE. Computed once per forward call."""
         return self._rope_past(("fixed", position), position, lambda p: torch.full_like(p, position))
+
+    def logn_factor(self, base: int) -> torch.Tensor | None:
+        """max(1, log(t + 1) / log(``base``)) at each position t, (B, 1, T, 1); None while no position reaches
+        ``base``. Computed once per forward call for every layer that asks."""
+        key = ("logn", base)
+        if key not in self._capped:
+            p = self.position_ids
+            self._capped[key] = (None if int(p.max()) + 1 <= base else
+                                 (torch.log1p(p.float()) / math.log(base)).clamp(min=1.0)[:, None, :, None])
+        return self._capped[key]
 
     def _rope_past(self, key: tuple, limit: int, positions: Callable[[torch.Tensor], torch.Tensor]):
         """The rotary at ``positions(position_ids)``, memoised under ``key``, if some position passes ``limit``."""

@@ -183,11 +183,9 @@ class LolcatsAttention(Mixer):
 
     def logn_factor(self, ctx: MixerContext) -> torch.Tensor | None:
         """The softmax part's logit factor (B, 1, T, 1): max(1, log(t + 1) / log(``logn_scale``)) at each query
-        position t; None when off or while no position reaches ``logn_scale``."""
-        N = self.opts.logn_scale
-        if not N or int(ctx.position_ids.max()) + 1 <= N:
-            return None
-        return (torch.log1p(ctx.position_ids.float()) / math.log(N)).clamp(min=1.0)[:, None, :, None]
+        position t; None when off or while no position reaches ``logn_scale`` (``MixerContext.logn_factor``, shared
+        by every layer of the forward call)."""
+        return ctx.logn_factor(self.opts.logn_scale) if self.opts.logn_scale else None
 
     def forward(self, x, ctx: MixerContext, state: State | None = None, use_cache: bool = False):
         """x (B, T, C) -> (B, T, C)."""
